@@ -1,0 +1,63 @@
+"""The `tagwatch` command. Each domain adds its own commands through `<domain>/commands.py`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+from rich.console import Console
+from sqlalchemy.orm import Session
+
+from tagwatch.db.engine import make_engine, make_sessionmaker, unit_of_work
+from tagwatch.domains import domain_modules
+from tagwatch.settings import Settings
+
+console = Console(stderr=True)
+app = typer.Typer(help="tagwatch: electronic monitoring platform", no_args_is_help=True)
+db_app = typer.Typer(help="The store", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@contextmanager
+def cli_session(settings: Settings | None = None) -> Iterator[Session]:
+    """One transaction for one CLI command, committed when the command succeeds."""
+    settings = settings or Settings()
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        with unit_of_work(make_sessionmaker(engine)) as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head")) -> None:
+    """Create or migrate the database to the latest schema."""
+    from tagwatch.db.migrate import upgrade
+
+    settings = Settings()
+    engine = make_engine(settings.resolved_database_url)
+    upgrade(engine, revision)
+    engine.dispose()
+    console.print(f"[green]Database at {revision}[/green]: {engine.url.render_as_string()}")
+
+
+@app.command("serve")
+def serve(host: str = "127.0.0.1", port: int = 8000, reload: bool = False) -> None:
+    """Run the web server (pages and JSON API)."""
+    import uvicorn
+
+    uvicorn.run("tagwatch.app:create_app", factory=True, host=host, port=port, reload=reload)
+
+
+def _register_domain_commands() -> None:
+    for module in domain_modules("commands"):
+        module.register(app)
+
+
+_register_domain_commands()
+
+
+def main() -> None:
+    app()

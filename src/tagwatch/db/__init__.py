@@ -1,0 +1,1 @@
+"""The store: engine, sessions, base model, migrations."""

@@ -1,0 +1,1 @@
+"""Projections and geometry helpers shared by the kernels."""

@@ -1,0 +1,43 @@
+"""The store's own guarantees: UTC datetimes, every route guarded, migrations match models."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from sqlalchemy import create_engine
+
+from tagwatch.access.permissions import route_permission
+from tagwatch.db.base import UTCDateTime
+
+
+def _dependency_calls(route: APIRoute) -> list[object]:
+    calls: list[object] = []
+    stack = list(route.dependant.dependencies)
+    while stack:
+        dep = stack.pop()
+        calls.append(dep.call)
+        stack.extend(dep.dependencies)
+    return calls
+
+
+def test_every_route_declares_exactly_one_permission(app: FastAPI) -> None:
+    unguarded = [
+        f"{sorted(route.methods)} {route.path}"
+        for route in app.routes
+        if isinstance(route, APIRoute) and route_permission(_dependency_calls(route)) is None
+    ]
+    assert unguarded == []
+
+
+def test_utc_datetime_refuses_naive_values() -> None:
+    column_type = UTCDateTime()
+    dialect = create_engine("sqlite://").dialect
+    with pytest.raises(ValueError, match="naive"):
+        column_type.process_bind_param(dt.datetime(2026, 1, 1), dialect)  # noqa: DTZ001
+    aware = dt.datetime(2026, 6, 1, 12, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    stored = column_type.process_bind_param(aware, dialect)
+    assert stored == dt.datetime(2026, 6, 1, 11)  # noqa: DTZ001
+    assert column_type.process_result_value(stored, dialect) == aware
