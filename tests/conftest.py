@@ -59,6 +59,7 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         var_dir=tmp_path_factory.mktemp("var"),
         secret_key="test-secret",
         log_json=True,
+        run_periodic_tasks=False,
     )
 
 

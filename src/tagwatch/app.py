@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import FastAPI, Request, Response
@@ -14,6 +15,7 @@ from sqlalchemy import Engine
 
 from tagwatch import __version__
 from tagwatch.access.permissions import public
+from tagwatch.background import Scheduler
 from tagwatch.db.engine import make_engine, make_sessionmaker
 from tagwatch.domains import domain_modules
 from tagwatch.logging import configure_logging
@@ -28,6 +30,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     configure_logging(json=settings.log_json)
     app = FastAPI(
         title="tagwatch",
+        lifespan=_lifespan,
         version=__version__,
         openapi_url="/api/openapi.json",
         docs_url="/api/docs",
@@ -51,6 +54,20 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     # GOV.UK Frontend's compiled CSS refers to its fonts and images under /assets.
     app.mount("/assets", StaticFiles(directory=GOVUK_ASSETS, check_dir=False), name="assets")
     return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Runs the periodic tasks while the server is up (not under the test client's default)."""
+    scheduler = None
+    if app.state.settings.run_periodic_tasks:
+        scheduler = Scheduler(app.state.sessionmaker)
+        scheduler.start()
+    try:
+        yield
+    finally:
+        if scheduler is not None:
+            scheduler.stop()
 
 
 async def _request_id(

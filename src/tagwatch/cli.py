@@ -51,6 +51,19 @@ def serve(host: str = "127.0.0.1", port: int = 8000, reload: bool = False) -> No
     uvicorn.run("tagwatch.app:create_app", factory=True, host=host, port=port, reload=reload)
 
 
+@app.command("tick")
+def tick() -> None:
+    """Run every periodic task once (clock-driven rules, escalation, deadlines)."""
+    from tagwatch.background import run_all_once
+
+    settings = Settings()
+    engine = make_engine(settings.resolved_database_url)
+    results = run_all_once(make_sessionmaker(engine))
+    engine.dispose()
+    for name, result in results.items():
+        console.print(f"{name}: {result}")
+
+
 def _register_domain_commands() -> None:
     for module in domain_modules("commands"):
         module.register(app)
