@@ -64,6 +64,22 @@ def tick() -> None:
         console.print(f"{name}: {result}")
 
 
+@app.command("demo")
+def demo(
+    people: int = typer.Option(500, min=1, help="people in the synthetic cohort"),
+    days: float = typer.Option(2.0, min=0.0, help="days of telemetry history to load"),
+    seed: int = typer.Option(2026),
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    live: bool = typer.Option(True, help="keep the simulator feeding the server"),
+    serve: bool = typer.Option(True, help="start the server after loading"),
+) -> None:
+    """Create a fresh SQLite store, load a demo cohort and its telemetry, and serve it."""
+    from tagwatch.demo import DemoOptions, run_demo
+
+    run_demo(DemoOptions(people, days, seed, host, port, live, serve))
+
+
 def _register_domain_commands() -> None:
     for module in domain_modules("commands"):
         module.register(app)

@@ -31,6 +31,40 @@ class Settings(BaseSettings):
     max_speed_mps: float = Field(70.0, description="fix-to-fix speeds above this are implausible")
     log_json: bool = True
     run_periodic_tasks: bool = Field(True, description="run clock-driven tasks in the server")
+    # access: sign-in, sessions, identity provider, pseudonyms
+    session_max_age_seconds: int = Field(8 * 3600, description="signed-in session lifetime")
+    lockout_threshold: int = Field(5, description="failed sign-ins in a row that lock")
+    lockout_minutes: int = Field(15, description="how long a locked account stays locked")
+    oidc_discovery_url: str = Field("", description="identity provider's discovery document")
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    oidc_groups_claim: str = Field("groups", description="id_token claim listing groups")
+    oidc_group_roles: dict[str, list[str]] = Field(
+        default_factory=dict, description='JSON: {"idp-group": ["role", ...]}'
+    )
+    pseudonym_key: str = Field(
+        "dev-only-pseudonym-key", description="keys analysts' pseudonyms; rotate to unlink"
+    )
+    # alerts: enforcement deadlines and notification channels
+    outcome_deadline_hours: float = Field(
+        24, description="an alert needs an enforcement outcome within this"
+    )
+    notification_max_attempts: int = Field(
+        6, description="delivery attempts before a notification is marked failed"
+    )
+    notify_api_key: str = Field("", description="GOV.UK Notify API key (notifier 'notify')")
+    notify_template_id: str = Field("", description="Notify email template: ((subject)) ((body))")
+    notify_base_url: str = "https://api.notifications.service.gov.uk"
+    smtp_host: str = Field("", description="mail server for the notifier 'smtp'")
+    smtp_port: int = 25
+    smtp_sender: str = Field("", description="From address of alert emails")
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    webhook_url: str = Field("", description="receiver of signed alert POSTs (notifier 'webhook')")
+    webhook_secret: str = Field("", description="HMAC-SHA256 key for the webhook signature")
+    # telemetry: the MQTT device channel
+    mqtt_url: str = Field("mqtt://127.0.0.1:1883", description="broker for `tagwatch ingest-mqtt`")
 
     @property
     def resolved_database_url(self) -> str:

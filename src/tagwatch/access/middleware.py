@@ -1,0 +1,207 @@
+"""Who is calling, CSRF on forms, and the security headers every response carries.
+
+Callers are resolved once per request into `request.state.principal` (read only through
+`permissions.get_principal`): a `Authorization: Bearer` API token first, else the signed
+session cookie. Unsafe requests (POST, PUT, PATCH, DELETE) that ride on a session cookie must
+carry the session's CSRF token, as the `csrf_token` form field (`{{ csrf_input() }}` in a
+template) or the `X-CSRF-Token` header. Bearer-token calls are exempt: a browser never adds
+that header by itself. Requests with no valid session have no ambient authority to abuse, so
+they are not checked here (the sign-in form checks its own token).
+"""
+
+from __future__ import annotations
+
+import inspect
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import PlainTextResponse
+from jinja2 import pass_context
+from markupsafe import Markup
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware.base import BaseHTTPMiddleware
+
+from tagwatch.access.permissions import get_principal
+from tagwatch.access.principal import Principal
+from tagwatch.access.service import principal_for_token, principal_for_user_id
+from tagwatch.access.sessions import (
+    COOKIE_NAME,
+    CSRF_FIELD,
+    CSRF_HEADER,
+    RequestSession,
+    csrf_input,
+    load,
+    write_cookie,
+)
+from tagwatch.db.engine import unit_of_work
+from tagwatch.settings import Settings
+from tagwatch.web.templating import templates
+
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+# FastAPI's interactive API docs are a third-party page with its own inline script.
+API_DOCS_PATH = "/api/docs"
+
+
+def install(app: FastAPI) -> None:
+    refuse_development_secrets(app.state.settings)
+    app.add_middleware(AccessMiddleware)
+    _install_template_helpers()
+
+
+def refuse_development_secrets(settings: Settings) -> None:
+    """Production must not sign sessions or key pseudonyms with the published defaults."""
+    if settings.environment != "production":
+        return
+    defaults = Settings.model_fields
+    for name in ("secret_key", "pseudonym_key"):
+        if getattr(settings, name) == defaults[name].default:
+            raise ValueError(f"{name}: set TAGWATCH_{name.upper()} to a secret value in production")
+
+
+class AccessMiddleware(BaseHTTPMiddleware):
+    async def dispatch(
+        self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        settings: Settings = request.app.state.settings
+        request.state.csp_nonce = secrets.token_urlsafe(16)
+        bearer = _bearer(request)
+        session = RequestSession(load(settings, request.cookies.get(COOKIE_NAME)))
+        request.state.session = session
+        request.state.principal = await run_in_threadpool(
+            _resolve_principal, request.app, bearer, session
+        )
+        if (
+            request.method in UNSAFE_METHODS
+            and bearer is None
+            and session.get("uid") is not None
+            and not session.csrf_matches(await _offered_csrf_token(request))
+        ):
+            response: Response = PlainTextResponse(
+                "The form has expired or did not come from this service. Go back, reload the "
+                "page and try again.",
+                status_code=403,
+            )
+        else:
+            response = await call_next(request)
+        write_cookie(response, settings, session)
+        _secure_headers(response, request, settings)
+        return response
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def _resolve_principal(
+    app: FastAPI, bearer: str | None, session: RequestSession
+) -> Principal | None:
+    if bearer is None and session.get("uid") is None:
+        return None
+    with unit_of_work(app.state.sessionmaker) as db:
+        if bearer is not None:
+            return principal_for_token(db, bearer)
+        principal = principal_for_user_id(db, int(session.get("uid")))
+        if principal is None:  # account removed or deactivated since sign-in
+            session.clear()
+        return principal
+
+
+async def _offered_csrf_token(request: Request) -> str | None:
+    header = request.headers.get(CSRF_HEADER)
+    if header:
+        return header
+    if request.headers.get("content-type", "").startswith(FORM_TYPES):
+        # Read the body first: BaseHTTPMiddleware replays it to the route afterwards.
+        await request.body()
+        value = (await request.form()).get(CSRF_FIELD)
+        return value if isinstance(value, str) else None
+    return None
+
+
+def content_security_policy(nonce: str, settings: Settings) -> str:
+    img_sources = ["'self'", "data:"]
+    if settings.tile_url:
+        img_sources.append(_origin(settings.tile_url))
+    directives = {
+        "default-src": "'self'",
+        "script-src": f"'self' 'nonce-{nonce}'",
+        # Map libraries set element sizes through style attributes; styles cannot run code.
+        "style-src": "'self' 'unsafe-inline'",
+        "img-src": " ".join(img_sources),
+        "font-src": "'self'",
+        "connect-src": "'self'",
+        "object-src": "'none'",
+        "base-uri": "'self'",
+        "form-action": "'self'",
+        "frame-ancestors": "'none'",
+    }
+    return "; ".join(f"{name} {value}" for name, value in directives.items())
+
+
+API_DOCS_POLICY = (
+    "default-src 'self' https:; script-src 'self' 'unsafe-inline' https:; "
+    "style-src 'self' 'unsafe-inline' https:; img-src 'self' data: https:; "
+    "frame-ancestors 'none'"
+)
+
+
+def _secure_headers(response: Response, request: Request, settings: Settings) -> None:
+    headers = response.headers
+    if request.url.path == API_DOCS_PATH:
+        headers["content-security-policy"] = API_DOCS_POLICY
+    else:
+        headers["content-security-policy"] = content_security_policy(
+            request.state.csp_nonce, settings
+        )
+    headers["x-content-type-options"] = "nosniff"
+    headers["x-frame-options"] = "DENY"
+    headers["referrer-policy"] = "same-origin"
+    headers["cross-origin-opener-policy"] = "same-origin"
+    headers["permissions-policy"] = "geolocation=(), camera=(), microphone=(), payment=()"
+    if settings.environment == "production":
+        headers["strict-transport-security"] = "max-age=31536000; includeSubDomains"
+    if request.state.principal is not None and "cache-control" not in headers:
+        # Pages and API answers for a signed-in caller may hold personal data.
+        headers["cache-control"] = "no-store"
+
+
+def _origin(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    host = rest.split("/", 1)[0].replace("{s}", "*")
+    return f"{scheme}://{host}" if host else "'self'"
+
+
+def current_principal(request: Request) -> Principal | None:
+    """The caller as route guards see it, honouring a dependency override (the test clients)."""
+    override = request.app.dependency_overrides.get(get_principal)
+    if override is None:
+        return get_principal(request)
+    caller: Principal | None = (
+        override(request) if inspect.signature(override).parameters else override()
+    )
+    return caller
+
+
+def _template_context(request: Request) -> dict[str, Any]:
+    return {
+        "cspNonce": getattr(request.state, "csp_nonce", None),
+        "current_principal": current_principal(request),
+    }
+
+
+@pass_context
+def _csrf_input_global(context: Any) -> Markup:
+    return csrf_input(context["request"])
+
+
+def _install_template_helpers() -> None:
+    """`cspNonce` for GOV.UK Frontend's inline script, and `csrf_input()` for forms."""
+    jinja = templates()
+    if _template_context not in jinja.context_processors:
+        jinja.context_processors.append(_template_context)
+    jinja.env.globals["csrf_input"] = _csrf_input_global

@@ -1,0 +1,24 @@
+"""Alerts follow the violations compliance finds, in the same transaction."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from tagwatch.alerts import service
+from tagwatch.compliance.events import ViolationsChanged
+from tagwatch.db.base import utcnow
+from tagwatch.settings import Settings
+
+
+def on_violations_changed(session: Session, event: ViolationsChanged) -> None:
+    service.sync_violations(
+        session,
+        [*event.opened, *event.updated, *event.closed],
+        evaluated_at=event.evaluated_at,
+        # Handlers receive no settings: read them now (never at import time).
+        settings=Settings(),
+        now=utcnow(),
+    )
+
+
+HANDLERS = {ViolationsChanged: [on_violations_changed]}

@@ -1,0 +1,211 @@
+"""All SQL of the case record. People and order reads take the caller and are scoped."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from tagwatch.access.principal import Principal
+from tagwatch.cases.identifiers import IDENTIFIER_KEYS
+from tagwatch.cases.models import (
+    Address,
+    Allocation,
+    Condition,
+    Device,
+    Order,
+    OrderVersion,
+    Person,
+    PersonName,
+)
+from tagwatch.cases.names import fold
+from tagwatch.cases.scoping import scope_orders, scope_people
+
+PERSON_LOAD = (
+    selectinload(Person.names),
+    selectinload(Person.addresses).selectinload(Address.safeguarding_checks),
+)
+ORDER_LOAD = (
+    selectinload(Order.conditions)
+    .selectinload(Condition.address)
+    .selectinload(Address.safeguarding_checks),
+    selectinload(Order.allocations).selectinload(Allocation.device),
+    selectinload(Order.versions),
+)
+
+
+def person_by_ref(session: Session, principal: Principal | None, ref: str) -> Person | None:
+    """The person with `ref` if the caller may see them (None caller: the system itself)."""
+    query = select(Person).where(Person.ref == ref).options(*PERSON_LOAD)
+    if principal is not None:
+        query = scope_people(query, principal)
+    return session.scalars(query).one_or_none()
+
+
+def people_with_identifiers(session: Session, values: dict[str, str]) -> list[Person]:
+    """Everyone (unscoped: uniqueness is global) holding any of these identifier values."""
+    clauses = [getattr(Person, key) == value for key, value in values.items() if value]
+    if not clauses:
+        return []
+    return list(session.scalars(select(Person).where(or_(*clauses))))
+
+
+def people_named(session: Session, given: str, family: str, date_of_birth: dt.date) -> list[Person]:
+    """Everyone with a name that folds alike and the same date of birth (unscoped)."""
+    folded = fold(f"{given} {family}")
+    query = (
+        select(Person)
+        .join(PersonName)
+        .where(PersonName.normalised == folded, Person.date_of_birth == date_of_birth)
+        .distinct()
+        .order_by(Person.id)
+    )
+    return list(session.scalars(query))
+
+
+@dataclass(frozen=True)
+class PersonSearch:
+    name: str | None = None
+    crn: str | None = None
+    pnc: str | None = None
+    date_of_birth: dt.date | None = None
+    page: int = 1
+    page_size: int = 25
+
+
+def search_people(
+    session: Session, principal: Principal, terms: PersonSearch
+) -> tuple[list[Person], int]:
+    """A page of people in scope matching every given term, and how many match in all."""
+    query: Select[tuple[Person]] = select(Person)
+    if terms.name:
+        for token in fold(terms.name).split():
+            query = query.where(
+                Person.id.in_(
+                    select(PersonName.person_id).where(
+                        PersonName.normalised.contains(token, autoescape=True)
+                    )
+                )
+            )
+    if terms.crn:
+        query = query.where(Person.crn == terms.crn)
+    if terms.pnc:
+        query = query.where(Person.pnc == terms.pnc)
+    if terms.date_of_birth:
+        query = query.where(Person.date_of_birth == terms.date_of_birth)
+    query = scope_people(query, principal)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    page = (
+        query.options(*PERSON_LOAD)
+        .order_by(Person.ref)
+        .limit(terms.page_size)
+        .offset((terms.page - 1) * terms.page_size)
+    )
+    return list(session.scalars(page)), total
+
+
+def order_by_ref(session: Session, principal: Principal | None, ref: str) -> Order | None:
+    query = select(Order).where(Order.ref == ref).options(*ORDER_LOAD)
+    if principal is not None:
+        query = scope_orders(query, principal)
+    return session.scalars(query).one_or_none()
+
+
+def orders_of(session: Session, principal: Principal, person_id: int) -> list[Order]:
+    query = scope_orders(select(Order).where(Order.person_id == person_id), principal)
+    return list(session.scalars(query.options(*ORDER_LOAD).order_by(Order.id)))
+
+
+def versions_of(session: Session, order_id: int) -> list[OrderVersion]:
+    query = (
+        select(OrderVersion).where(OrderVersion.order_id == order_id).order_by(OrderVersion.version)
+    )
+    return list(session.scalars(query))
+
+
+def open_orders_with_curfew_at(session: Session, address_id: int) -> list[Order]:
+    query = (
+        select(Order)
+        .join(Condition)
+        .where(
+            Condition.address_id == address_id, Condition.type == "curfew", Order.status != "ended"
+        )
+        .distinct()
+        .options(*ORDER_LOAD)
+    )
+    return list(session.scalars(query))
+
+
+def device_by_serial(session: Session, serial: str) -> Device | None:
+    return session.scalars(select(Device).where(Device.serial == serial)).one_or_none()
+
+
+def devices_by_serial(session: Session, serials: Iterable[str]) -> dict[str, Device]:
+    wanted = list(set(serials))
+    found: dict[str, Device] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        found.update(
+            {d.serial: d for d in session.scalars(select(Device).where(Device.serial.in_(chunk)))}
+        )
+    return found
+
+
+def list_devices(session: Session, *, page: int, page_size: int) -> list[Device]:
+    query = select(Device).order_by(Device.serial).limit(page_size).offset((page - 1) * page_size)
+    return list(session.scalars(query))
+
+
+def allocations_of_device(session: Session, device_id: int) -> list[Allocation]:
+    query = (
+        select(Allocation).where(Allocation.device_id == device_id).order_by(Allocation.fitted_at)
+    )
+    return list(session.scalars(query))
+
+
+def allocation_by_id(
+    session: Session, principal: Principal, allocation_id: int
+) -> Allocation | None:
+    visible = scope_orders(select(Order.id), principal)
+    query = select(Allocation).where(
+        Allocation.id == allocation_id, Allocation.order_id.in_(visible)
+    )
+    return session.scalars(query).one_or_none()
+
+
+def all_people_for_export(session: Session, principal: Principal | None) -> list[Person]:
+    query = (
+        select(Person)
+        .order_by(Person.ref)
+        .options(
+            *PERSON_LOAD,
+            selectinload(Person.orders).options(*ORDER_LOAD),
+        )
+    )
+    if principal is not None:
+        query = scope_people(query, principal)
+    return list(session.scalars(query))
+
+
+def all_devices(session: Session) -> list[Device]:
+    return list(session.scalars(select(Device).order_by(Device.serial)))
+
+
+def identifier_owners(session: Session) -> dict[tuple[str, str], str]:
+    """(identifier key, value) -> person ref, for every identifier held (import checks)."""
+    columns = [getattr(Person, key) for key in IDENTIFIER_KEYS]
+    owners: dict[tuple[str, str], str] = {}
+    for row in session.execute(select(Person.ref, *columns)):
+        for key, value in zip(IDENTIFIER_KEYS, row[1:], strict=True):
+            if value is not None:
+                owners[(key, value)] = row[0]
+    return owners
+
+
+def order_owners(session: Session) -> dict[str, str]:
+    """Order ref -> person ref, for every order."""
+    query = select(Order.ref, Person.ref).join(Person, Order.person_id == Person.id)
+    return dict(session.execute(query).all())

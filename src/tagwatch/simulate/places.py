@@ -1,0 +1,250 @@
+"""London geography for the synthetic cohort: postcode districts, delivery units, courts.
+
+Centroids are approximate (to a few hundred metres); addresses are scattered around them.
+"""
+
+from __future__ import annotations
+
+from typing import Final, NamedTuple
+
+REGION: Final = "LDN"
+
+
+class District(NamedTuple):
+    outward: str
+    lat: float
+    lon: float
+    town: str
+    unit: str  # delivery unit code
+    weight: float  # share of the caseload living there (relative)
+
+
+# Probation delivery units in London: codes and names as in the reference data
+# (tagwatch/cases/data/reference_values.json, parent region LDN).
+DELIVERY_UNITS: Final[dict[str, str]] = {
+    "LDN-BDH": "Barking, Dagenham and Havering",
+    "LDN-BRENT": "Brent",
+    "LDN-CAMISL": "Camden and Islington",
+    "LDN-CROY": "Croydon",
+    "LDN-EALHIL": "Ealing and Hillingdon",
+    "LDN-ENFHAR": "Enfield and Haringey",
+    "LDN-GRNBEX": "Greenwich and Bexley",
+    "LDN-HACKCITY": "Hackney and City",
+    "LDN-HFKCW": "Hammersmith, Fulham, Kensington, Chelsea and Westminster",
+    "LDN-HARBAR": "Harrow and Barnet",
+    "LDN-HOURIC": "Hounslow and Richmond",
+    "LDN-KMSW": "Kingston, Merton, Sutton and Wandsworth",
+    "LDN-LAMB": "Lambeth",
+    "LDN-LEWBRO": "Lewisham and Bromley",
+    "LDN-NEWH": "Newham",
+    "LDN-REDWF": "Redbridge and Waltham Forest",
+    "LDN-SWARK": "Southwark",
+    "LDN-TOWH": "Tower Hamlets",
+}
+
+DISTRICTS: Final[tuple[District, ...]] = (
+    District("E1", 51.5170, -0.0580, "London", "LDN-TOWH", 1.4),
+    District("E2", 51.5290, -0.0600, "London", "LDN-TOWH", 1.0),
+    District("E3", 51.5280, -0.0230, "London", "LDN-TOWH", 1.1),
+    District("E14", 51.5060, -0.0180, "London", "LDN-TOWH", 1.0),
+    District("E5", 51.5600, -0.0540, "London", "LDN-HACKCITY", 1.0),
+    District("E8", 51.5430, -0.0640, "London", "LDN-HACKCITY", 1.1),
+    District("E9", 51.5430, -0.0420, "London", "LDN-HACKCITY", 0.8),
+    District("E6", 51.5250, 0.0550, "London", "LDN-NEWH", 1.1),
+    District("E7", 51.5480, 0.0270, "London", "LDN-NEWH", 0.9),
+    District("E12", 51.5500, 0.0520, "London", "LDN-NEWH", 0.7),
+    District("E13", 51.5280, 0.0270, "London", "LDN-NEWH", 0.9),
+    District("E15", 51.5400, 0.0000, "London", "LDN-NEWH", 1.0),
+    District("E16", 51.5100, 0.0300, "London", "LDN-NEWH", 0.7),
+    District("E10", 51.5670, -0.0120, "London", "LDN-REDWF", 0.8),
+    District("E11", 51.5680, 0.0100, "London", "LDN-REDWF", 0.6),
+    District("E17", 51.5850, -0.0200, "London", "LDN-REDWF", 1.2),
+    District("IG1", 51.5580, 0.0750, "Ilford", "LDN-REDWF", 0.9),
+    District("N1", 51.5380, -0.0950, "London", "LDN-CAMISL", 1.1),
+    District("N7", 51.5530, -0.1170, "London", "LDN-CAMISL", 0.9),
+    District("N19", 51.5650, -0.1310, "London", "LDN-CAMISL", 0.6),
+    District("NW1", 51.5330, -0.1410, "London", "LDN-CAMISL", 0.9),
+    District("N4", 51.5700, -0.1030, "London", "LDN-ENFHAR", 0.9),
+    District("N15", 51.5820, -0.0800, "London", "LDN-ENFHAR", 1.0),
+    District("N17", 51.6000, -0.0680, "London", "LDN-ENFHAR", 1.2),
+    District("N22", 51.5980, -0.1100, "London", "LDN-ENFHAR", 0.7),
+    District("N9", 51.6270, -0.0570, "London", "LDN-ENFHAR", 0.9),
+    District("N18", 51.6140, -0.0660, "London", "LDN-ENFHAR", 0.8),
+    District("EN1", 51.6520, -0.0700, "Enfield", "LDN-ENFHAR", 0.7),
+    District("EN3", 51.6600, -0.0400, "Enfield", "LDN-ENFHAR", 0.8),
+    District("NW9", 51.5860, -0.2580, "London", "LDN-HARBAR", 0.8),
+    District("NW2", 51.5570, -0.2200, "London", "LDN-BRENT", 0.7),
+    District("NW10", 51.5420, -0.2450, "London", "LDN-BRENT", 1.2),
+    District("HA0", 51.5520, -0.2970, "Wembley", "LDN-BRENT", 0.8),
+    District("HA1", 51.5800, -0.3380, "Harrow", "LDN-HARBAR", 0.6),
+    District("W2", 51.5150, -0.1800, "London", "LDN-HFKCW", 0.6),
+    District("W10", 51.5220, -0.2130, "London", "LDN-HFKCW", 0.8),
+    District("W12", 51.5100, -0.2330, "London", "LDN-HFKCW", 0.9),
+    District("W3", 51.5100, -0.2680, "London", "LDN-EALHIL", 0.8),
+    District("W13", 51.5120, -0.3180, "London", "LDN-EALHIL", 0.5),
+    District("UB1", 51.5100, -0.3760, "Southall", "LDN-EALHIL", 0.8),
+    District("UB3", 51.5040, -0.4200, "Hayes", "LDN-EALHIL", 0.8),
+    District("UB8", 51.5400, -0.4770, "Uxbridge", "LDN-EALHIL", 0.5),
+    District("TW3", 51.4670, -0.3620, "Hounslow", "LDN-HOURIC", 0.9),
+    District("SE1", 51.4990, -0.0950, "London", "LDN-SWARK", 0.9),
+    District("SE5", 51.4740, -0.0920, "London", "LDN-SWARK", 1.0),
+    District("SE15", 51.4700, -0.0650, "London", "LDN-SWARK", 1.2),
+    District("SE6", 51.4380, -0.0190, "London", "LDN-LEWBRO", 0.9),
+    District("SE8", 51.4780, -0.0270, "London", "LDN-LEWBRO", 0.8),
+    District("SE13", 51.4590, -0.0110, "London", "LDN-LEWBRO", 0.8),
+    District("SE10", 51.4830, 0.0050, "London", "LDN-GRNBEX", 0.5),
+    District("SE18", 51.4860, 0.0730, "London", "LDN-GRNBEX", 1.0),
+    District("SE28", 51.5040, 0.1180, "London", "LDN-GRNBEX", 0.6),
+    District("SW2", 51.4500, -0.1180, "London", "LDN-LAMB", 0.9),
+    District("SW8", 51.4760, -0.1300, "London", "LDN-LAMB", 0.8),
+    District("SW9", 51.4660, -0.1120, "London", "LDN-LAMB", 1.2),
+    District("SW16", 51.4210, -0.1280, "London", "LDN-LAMB", 0.9),
+    District("SW11", 51.4650, -0.1640, "London", "LDN-KMSW", 0.8),
+    District("SW17", 51.4280, -0.1650, "London", "LDN-KMSW", 0.8),
+    District("SW18", 51.4500, -0.1930, "London", "LDN-KMSW", 0.6),
+    District("CR0", 51.3750, -0.0950, "Croydon", "LDN-CROY", 1.5),
+    District("SE25", 51.3970, -0.0760, "London", "LDN-CROY", 0.8),
+    District("CR4", 51.4040, -0.1620, "Mitcham", "LDN-KMSW", 0.8),
+    District("SM1", 51.3630, -0.1920, "Sutton", "LDN-KMSW", 0.5),
+    District("KT1", 51.4100, -0.3000, "Kingston upon Thames", "LDN-KMSW", 0.4),
+    District("BR1", 51.4080, 0.0170, "Bromley", "LDN-LEWBRO", 0.7),
+    District("DA7", 51.4580, 0.1400, "Bexleyheath", "LDN-GRNBEX", 0.6),
+    District("RM1", 51.5770, 0.1800, "Romford", "LDN-BDH", 0.8),
+    District("RM8", 51.5550, 0.1250, "Dagenham", "LDN-BDH", 0.8),
+    District("RM10", 51.5450, 0.1600, "Dagenham", "LDN-BDH", 0.6),
+    District("IG11", 51.5350, 0.0900, "Barking", "LDN-BDH", 0.9),
+    # Just outside Greater London: people supervised by London units after moving.
+    District("DA1", 51.4440, 0.2180, "Dartford", "LDN-GRNBEX", 0.2),
+    District("WD17", 51.6570, -0.3960, "Watford", "LDN-HARBAR", 0.2),
+)
+
+# Letters allowed in a postcode's inward code (never C, I, K, M, O, V).
+INWARD_LETTERS: Final = "ABDEFGHJLNPQRSTUWXYZ"
+
+STREETS: Final = (
+    "High Street",
+    "Church Road",
+    "Station Road",
+    "Victoria Road",
+    "Park Road",
+    "Albert Road",
+    "Queen's Road",
+    "King Street",
+    "Mill Lane",
+    "Grove Road",
+    "Manor Road",
+    "Green Lane",
+    "Kingsland Road",
+    "Stamford Hill",
+    "Lordship Lane",
+    "St John's Road",
+    "Tower Bridge Road",
+    "Old Kent Road",
+    "Coldharbour Lane",
+    "Brixton Hill",
+    "Romford Road",
+    "Barking Road",
+    "Lea Bridge Road",
+    "Holloway Road",
+    "Seven Sisters Road",
+    "Harrow Road",
+    "Uxbridge Road",
+    "Streatham High Road",
+    "London Road",
+    "Whitechapel Road",
+    "Commercial Road",
+    "Mare Street",
+    "Walworth Road",
+    "Camberwell New Road",
+    "Lewisham Way",
+    "Woolwich Road",
+    "Tottenham High Road",
+    "Fore Street",
+    "Hertford Road",
+    "Edgware Road",
+    "Kilburn High Road",
+    "Acton Lane",
+    "Ealing Road",
+    "Southall Broadway",
+    "Cranbrook Road",
+    "Heathway",
+    "South Street",
+    "Bromley Road",
+    "Broadway",
+    "Burdett Road",
+    "Roman Road",
+    "Chrisp Street",
+    "Caledonian Road",
+    "Essex Road",
+    "Wood Green High Road",
+    "Wandsworth High Street",
+    "Tooting High Street",
+    "Garratt Lane",
+    "Mitcham Road",
+    "Thornton Road",
+)
+BUILDINGS: Final = (
+    "Flat {n}, {name} House",
+    "Flat {n}, {name} Court",
+    "Flat {n}, {name} Tower",
+    "{n} {name} Mews",
+)
+BUILDING_NAMES: Final = (
+    "Nelson",
+    "Wellington",
+    "Shakespeare",
+    "Attlee",
+    "Bevan",
+    "Lansbury",
+    "Morris",
+    "Chaucer",
+    "Brunel",
+    "Faraday",
+    "Keats",
+    "Milton",
+    "Darwin",
+    "Seacole",
+    "Pankhurst",
+)
+
+MAGISTRATES_COURTS: Final = (
+    "Westminster Magistrates' Court",
+    "Highbury Corner Magistrates' Court",
+    "Thames Magistrates' Court",
+    "Stratford Magistrates' Court",
+    "Camberwell Green Magistrates' Court",
+    "Croydon Magistrates' Court",
+    "Willesden Magistrates' Court",
+    "Uxbridge Magistrates' Court",
+    "Bromley Magistrates' Court",
+    "Barkingside Magistrates' Court",
+    "Wimbledon Magistrates' Court",
+    "Hendon Magistrates' Court",
+)
+CROWN_COURTS: Final = (
+    "Inner London Crown Court",
+    "Snaresbrook Crown Court",
+    "Southwark Crown Court",
+    "Wood Green Crown Court",
+    "Croydon Crown Court",
+    "Isleworth Crown Court",
+    "Harrow Crown Court",
+    "Woolwich Crown Court",
+    "Kingston Crown Court",
+    "Central Criminal Court",
+)
+MENS_PRISONS: Final = (
+    "HMP Pentonville",
+    "HMP Wandsworth",
+    "HMP Thameside",
+    "HMP Belmarsh",
+    "HMP Brixton",
+    "HMP Wormwood Scrubs",
+    "HMP Isis",
+    "HMP Highpoint",
+    "HMP The Mount",
+    "HMP Elmley",
+)
+WOMENS_PRISONS: Final = ("HMP Bronzefield", "HMP Downview", "HMP Send", "HMP East Sutton Park")
+HOME_OFFICE_TEAMS: Final = ("Home Office Electronic Monitoring Hub",)
+PROBATION_NAME: Final = "London Probation Service"

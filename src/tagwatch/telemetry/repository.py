@@ -1,0 +1,721 @@
+"""All telemetry SQL. The read interface at the top is what other domains code against."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from itertools import chain
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import bindparam, func, insert, or_, select, text, update
+from sqlalchemy.orm import Session
+
+from tagwatch.cases.models import Allocation, Device
+from tagwatch.telemetry.epoch import from_ms, to_ms
+from tagwatch.telemetry.models import DeviceEvent as DeviceEventRow
+from tagwatch.telemetry.models import (
+    DeviceTrack,
+    GpsFix,
+    IngestBatch,
+    QuarantinedRecord,
+)
+from tagwatch.telemetry.plausibility import TrackPoint
+
+_FETCH_ROWS = 250_000
+_IDS_PER_QUERY = 500
+
+
+# --- the read interface ------------------------------------------------------------------
+
+
+@dataclass
+class FixTable:
+    """Accepted (plausible, attached) GPS fixes as columns, sorted by (allocation_id, t_ms).
+
+    `t_ms` is epoch milliseconds, UTC; `lat`/`lon` WGS84 degrees; `record_id` the fix's id.
+    """
+
+    record_id: NDArray[np.int64] = field(default_factory=lambda: np.empty(0, np.int64))
+    allocation_id: NDArray[np.int64] = field(default_factory=lambda: np.empty(0, np.int64))
+    t_ms: NDArray[np.int64] = field(default_factory=lambda: np.empty(0, np.int64))
+    lat: NDArray[np.float64] = field(default_factory=lambda: np.empty(0, np.float64))
+    lon: NDArray[np.float64] = field(default_factory=lambda: np.empty(0, np.float64))
+    accuracy_m: NDArray[np.float64] = field(default_factory=lambda: np.empty(0, np.float64))
+
+    def __len__(self) -> int:
+        return int(self.record_id.shape[0])
+
+
+@dataclass(frozen=True)
+class DeviceEvent:
+    """A non-GPS record (rf, alcohol, status, checkin) attached to an allocation."""
+
+    record_id: int
+    allocation_id: int
+    type: str
+    t: dt.datetime
+    received: dt.datetime
+    fields: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class UnallocatedDevice:
+    """Records held for a device with no allocation covering their time."""
+
+    device_serial: str
+    fixes: int
+    events: int
+    first_t: dt.datetime
+    last_t: dt.datetime
+
+    @property
+    def records(self) -> int:
+        return self.fixes + self.events
+
+
+def load_fixes(
+    session: Session,
+    *,
+    start: dt.datetime,
+    end: dt.datetime,
+    allocation_ids: Sequence[int] | None = None,
+) -> FixTable:
+    """Accepted fixes observed in [start, end], of the given allocations (all when None)."""
+    low, high = to_ms(start), to_ms(end)
+    ids = None if allocation_ids is None else sorted({int(a) for a in allocation_ids})
+    if session.connection().dialect.name == "postgresql":
+        columns = _packed_fixes(session, low, high, ids)
+    else:
+        columns = _select_fixes(session, low, high, ids)
+    record_id, allocation, t_ms, lat, lon, accuracy = columns
+    if record_id.shape[0] == 0:
+        return FixTable()
+    # Sorting here is cheaper than in the database, which would spill to disk for a big window.
+    order = np.lexsort((record_id, t_ms, allocation))
+    return FixTable(
+        record_id=record_id[order],
+        allocation_id=allocation[order],
+        t_ms=t_ms[order],
+        lat=lat[order],
+        lon=lon[order],
+        accuracy_m=accuracy[order],
+    )
+
+
+_FIX_COLUMNS_SQL = "id, allocation_id, t_ms, lat, lon, accuracy_m"
+_ACCEPTED_SQL = "implausible_reason IS NULL AND allocation_id IS NOT NULL"
+_FixColumns = tuple[
+    NDArray[np.int64],
+    NDArray[np.int64],
+    NDArray[np.int64],
+    NDArray[np.float64],
+    NDArray[np.float64],
+    NDArray[np.float64],
+]
+# A bytea value is at most 1 GiB: a slice of 6 hours keeps a column under 200 MiB even at
+# 1,000 fixes a second.
+_PG_SLICE_MS = 6 * 3600 * 1000
+
+
+def _packed_fixes(session: Session, low: int, high: int, ids: list[int] | None) -> _FixColumns:
+    """PostgreSQL packs each column into one bytea of big-endian 8-byte values (int8send,
+    float8send): a handful of values cross the wire, not millions of rows, and NumPy reads
+    them as they are. The aggregates of one query see its rows in the same order."""
+    where = "t_ms >= %s AND t_ms <= %s AND " + _ACCEPTED_SQL
+    if ids is not None:
+        where += " AND allocation_id = ANY(%s)"
+    packed = ", ".join(
+        f"string_agg({'float8send' if name in ('lat', 'lon', 'accuracy_m') else 'int8send'}"
+        f"({name}), ''::bytea)"
+        for name in _FIX_COLUMNS_SQL.split(", ")
+    )
+    statement = f"SELECT {packed} FROM gps_fix WHERE {where}"
+    dbapi: Any = session.connection().connection.dbapi_connection
+    parts: list[list[Any]] = [[] for _ in range(6)]
+    with dbapi.cursor(binary=True) as cursor:
+        # Slice only the span that holds fixes (two index look-ups), not the whole window.
+        cursor.execute(
+            "SELECT min(t_ms), max(t_ms) FROM gps_fix WHERE t_ms >= %s AND t_ms <= %s",
+            [low, high],
+        )
+        span = cursor.fetchone()
+        if span is not None and span[0] is not None:
+            low, high = span
+        else:
+            high = low - 1
+        for first in range(low, high + 1, _PG_SLICE_MS):
+            params: list[Any] = [first, min(first + _PG_SLICE_MS - 1, high)]
+            if ids is not None:
+                params.append(ids)
+            cursor.execute(statement, params)
+            row = cursor.fetchone()
+            if row is None or row[0] is None:  # no fixes in this slice
+                continue
+            for index, blob in enumerate(row):
+                kind = ">f8" if index >= 3 else ">i8"
+                parts[index].append(np.frombuffer(blob, dtype=kind))
+
+    def column(index: int, kind: type[np.int64] | type[np.float64]) -> Any:
+        if not parts[index]:
+            return np.empty(0, dtype=kind)
+        return np.concatenate(parts[index]).astype(kind)
+
+    return (
+        column(0, np.int64),
+        column(1, np.int64),
+        column(2, np.int64),
+        column(3, np.float64),
+        column(4, np.float64),
+        column(5, np.float64),
+    )
+
+
+def _select_fixes(session: Session, low: int, high: int, ids: list[int] | None) -> _FixColumns:
+    sql = (
+        f"SELECT {_FIX_COLUMNS_SQL} FROM gps_fix WHERE t_ms >= ? AND t_ms <= ? AND {_ACCEPTED_SQL}"
+    )
+    if ids is None:
+        chunks = list(_fetch_numeric(session, sql, [low, high]))
+    else:
+        chunks = []
+        for offset in range(0, len(ids), _IDS_PER_QUERY):
+            part = ids[offset : offset + _IDS_PER_QUERY]
+            query = sql + " AND allocation_id IN (" + ", ".join(["?"] * len(part)) + ")"
+            chunks.extend(_fetch_numeric(session, query, [low, high, *part]))
+    table = np.concatenate(chunks) if chunks else np.empty((0, 6))
+    return (
+        table[:, 0].astype(np.int64),
+        table[:, 1].astype(np.int64),
+        table[:, 2].astype(np.int64),
+        np.ascontiguousarray(table[:, 3]),
+        np.ascontiguousarray(table[:, 4]),
+        np.ascontiguousarray(table[:, 5]),
+    )
+
+
+def load_events(
+    session: Session,
+    *,
+    allocation_id: int,
+    start: dt.datetime,
+    end: dt.datetime,
+    types: Collection[str] | None = None,
+) -> list[DeviceEvent]:
+    """The allocation's non-GPS records observed in [start, end], in time order."""
+    row = DeviceEventRow
+    query = select(
+        row.id, row.allocation_id, row.type, row.t_ms, row.received_ms, row.payload
+    ).where(
+        row.allocation_id == allocation_id,
+        row.t_ms >= to_ms(start),
+        row.t_ms <= to_ms(end),
+    )
+    if types is not None:
+        query = query.where(row.type.in_(sorted(types)))
+    query = query.order_by(row.t_ms, row.id)
+    return [
+        DeviceEvent(
+            record_id=record_id,
+            allocation_id=alloc,
+            type=kind,
+            t=from_ms(t_ms),
+            received=from_ms(received_ms),
+            fields=dict(payload),
+        )
+        for record_id, alloc, kind, t_ms, received_ms, payload in session.execute(query)
+    ]
+
+
+def last_record_times(
+    session: Session, allocation_ids: Collection[int]
+) -> dict[int, tuple[dt.datetime | None, dt.datetime | None]]:
+    """Per allocation: (latest observed time of any record, latest plausible GPS fix).
+
+    Any record counts towards the first (an implausible fix still shows the device talks);
+    only plausible fixes count towards the second (a fix at 0,0 is no location).
+    """
+    ids = sorted({int(a) for a in allocation_ids})
+    answer: dict[int, tuple[dt.datetime | None, dt.datetime | None]] = {}
+    for offset in range(0, len(ids), _IDS_PER_QUERY):
+        part = ids[offset : offset + _IDS_PER_QUERY]
+        params = {f"a{i}": value for i, value in enumerate(part)}
+        rows_sql = ", ".join(f"(:a{i})" for i in range(len(part)))
+        # Each scalar subquery is one index seek on (allocation_id, t_ms), on both backends.
+        sql = text(
+            f"WITH ids(allocation_id) AS (VALUES {rows_sql}) SELECT ids.allocation_id,"
+            " (SELECT MAX(f.t_ms) FROM gps_fix f WHERE f.allocation_id = ids.allocation_id),"
+            " (SELECT MAX(e.t_ms) FROM device_event e"
+            "   WHERE e.allocation_id = ids.allocation_id),"
+            " (SELECT g.t_ms FROM gps_fix g WHERE g.allocation_id = ids.allocation_id"
+            "   AND g.implausible_reason IS NULL ORDER BY g.t_ms DESC LIMIT 1)"
+            " FROM ids"
+        )
+        for alloc, fix_ms, event_ms, plausible_ms in session.execute(sql, params):
+            latest = max((v for v in (fix_ms, event_ms) if v is not None), default=None)
+            answer[int(alloc)] = (
+                None if latest is None else from_ms(int(latest)),
+                None if plausible_ms is None else from_ms(int(plausible_ms)),
+            )
+    return answer
+
+
+def unallocated_summary(session: Session) -> list[UnallocatedDevice]:
+    """Devices with records that no allocation covers yet, most recent first."""
+    per_device: dict[str, list[int]] = {}
+    for model, slot in ((GpsFix, 0), (DeviceEventRow, 1)):
+        query = (
+            select(
+                model.device_serial,
+                func.count(),
+                func.min(model.t_ms),
+                func.max(model.t_ms),
+            )
+            .where(model.allocation_id.is_(None))
+            .group_by(model.device_serial)
+        )
+        for serial, count, first_ms, last_ms in session.execute(query):
+            entry = per_device.setdefault(serial, [0, 0, first_ms, last_ms])
+            entry[slot] += count
+            entry[2] = min(entry[2], first_ms)
+            entry[3] = max(entry[3], last_ms)
+    summary = [
+        UnallocatedDevice(
+            device_serial=serial,
+            fixes=fixes,
+            events=events,
+            first_t=from_ms(first_ms),
+            last_t=from_ms(last_ms),
+        )
+        for serial, (fixes, events, first_ms, last_ms) in per_device.items()
+    ]
+    summary.sort(key=lambda item: (item.last_t, item.device_serial), reverse=True)
+    return summary
+
+
+# --- raw cursor helpers --------------------------------------------------------------------
+
+
+def _fetch_numeric(
+    session: Session, sql: str, params: Sequence[Any]
+) -> Iterator[NDArray[np.float64]]:
+    """Run `sql` (qmark parameters) on the DBAPI cursor; yield its all-numeric rows as 2-D
+    float64 blocks, bypassing SQLAlchemy's row objects. Integer columns survive float64
+    exactly below 2**53 (ids and epoch milliseconds do)."""
+    dbapi: Any = session.connection().connection.dbapi_connection
+    cursor = dbapi.cursor()
+    try:
+        cursor.execute(sql, tuple(params))
+        while rows := cursor.fetchmany(_FETCH_ROWS):
+            flat = np.fromiter(chain.from_iterable(rows), dtype=np.float64, count=len(rows) * 6)
+            yield flat.reshape(-1, 6)
+    finally:
+        cursor.close()
+
+
+# --- the write path ------------------------------------------------------------------------
+
+FIX_COLUMNS = (
+    "dedupe_key",
+    "device_serial",
+    "allocation_id",
+    "t_ms",
+    "received_ms",
+    "seq",
+    "lat",
+    "lon",
+    "accuracy_m",
+    "source",
+    "extras",
+    "implausible_reason",
+    "batch_id",
+)
+EVENT_COLUMNS = (
+    "dedupe_key",
+    "device_serial",
+    "allocation_id",
+    "type",
+    "t_ms",
+    "received_ms",
+    "seq",
+    "payload",
+    "batch_id",
+)
+_SQLITE_CACHE_KIB = 262_144  # index pages of a large store stay in memory while loading
+_KEYS_PER_QUERY = 900  # below SQLite's old 999-parameter limit
+
+
+@dataclass(frozen=True)
+class TrackState:
+    max_t_ms: int
+    last: TrackPoint | None
+
+
+@dataclass(frozen=True)
+class ChainRow:
+    point: TrackPoint
+    allocation_id: int | None
+    reason: str | None
+
+
+def tune_for_bulk(session: Session) -> None:
+    """A larger page cache for this connection: index inserts stop thrashing on SQLite."""
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql(f"PRAGMA cache_size=-{_SQLITE_CACHE_KIB}")
+
+
+def insert_batch(session: Session, *, channel: str, origin: str, received_at: dt.datetime) -> int:
+    statement = (
+        insert(IngestBatch)
+        .values(channel=channel, origin=origin[:300], received_at=received_at)
+        .returning(IngestBatch.id)
+    )
+    return int(session.execute(statement).scalar_one())
+
+
+def finish_batch(session: Session, batch_id: int, counts: dict[str, int]) -> None:
+    session.execute(update(IngestBatch).where(IngestBatch.id == batch_id).values(**counts))
+
+
+def insert_quarantined(session: Session, rows: list[dict[str, Any]]) -> list[int]:
+    """Quarantine rejected records; their ids in the order given."""
+    if not rows:
+        return []
+    statement = insert(QuarantinedRecord).returning(
+        QuarantinedRecord.id, sort_by_parameter_order=True
+    )
+    return [int(row_id) for row_id in session.execute(statement, rows).scalars()]
+
+
+def insert_or_ignore(session: Session, table_name: str, rows: list[tuple[Any, ...]]) -> int:
+    """Insert rows (in FIX_COLUMNS or EVENT_COLUMNS order), skipping any whose dedupe key is
+    stored already; the number inserted. Runs on the DBAPI cursor: this is the hot path."""
+    if not rows:
+        return 0
+    connection = session.connection()
+    sql = _insert_or_ignore_sql(connection.dialect.name, table_name)
+    dbapi = connection.connection.dbapi_connection
+    assert dbapi is not None
+    cursor = dbapi.cursor()
+    try:
+        cursor.executemany(sql, rows)
+        return int(cursor.rowcount)
+    finally:
+        cursor.close()
+
+
+@cache
+def _insert_or_ignore_sql(dialect_name: str, table_name: str) -> str:
+    """`INSERT .. ON CONFLICT (dedupe_key) DO NOTHING` from the dialect's insert construct,
+    rendered once with positional parameters."""
+    table = _TABLES[table_name]
+    columns = FIX_COLUMNS if table_name == "gps_fix" else EVENT_COLUMNS
+    if dialect_name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        from sqlalchemy.dialects.postgresql.psycopg import dialect as pg_dialect
+
+        dialect: Any = pg_dialect(paramstyle="format")  # type: ignore[no-untyped-call]
+    else:
+        from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
+
+        dialect = sqlite_dialect(paramstyle="qmark")
+    statement = dialect_insert(table).inline().on_conflict_do_nothing(index_elements=["dedupe_key"])
+    compiled = statement.compile(dialect=dialect, column_keys=list(columns))
+    assert tuple(compiled.positiontup or ()) == columns, compiled.positiontup
+    return str(compiled)
+
+
+def keys_present(session: Session, table_name: str, keys: Sequence[str]) -> dict[str, int | None]:
+    """For those of `keys` stored in the table: key -> the batch that stored it."""
+    table = _TABLES[table_name]
+    found: dict[str, int | None] = {}
+    for offset in range(0, len(keys), _KEYS_PER_QUERY):
+        part = keys[offset : offset + _KEYS_PER_QUERY]
+        query = select(table.c.dedupe_key, table.c.batch_id).where(table.c.dedupe_key.in_(part))
+        found.update({key: batch for key, batch in session.execute(query)})
+    return found
+
+
+def lock_tracks(session: Session, serials: Sequence[str]) -> dict[str, TrackState]:
+    """The speed-chain state of each device, locked for this transaction (PostgreSQL; SQLite
+    holds the database write lock already). Devices lock in serial order: no deadlocks."""
+    ordered = sorted(set(serials))
+    if not ordered:
+        return {}
+    dialect_insert = _dialect_insert(session)
+    session.execute(
+        dialect_insert(DeviceTrack).on_conflict_do_nothing(index_elements=["device_serial"]),
+        [{"device_serial": serial, "max_t_ms": -(2**62)} for serial in ordered],
+    )
+    states: dict[str, TrackState] = {}
+    track = DeviceTrack
+    for offset in range(0, len(ordered), _KEYS_PER_QUERY):
+        part = ordered[offset : offset + _KEYS_PER_QUERY]
+        query = (
+            select(
+                track.device_serial,
+                track.max_t_ms,
+                track.last_key,
+                track.last_t_ms,
+                track.last_lat,
+                track.last_lon,
+            )
+            .where(track.device_serial.in_(part))
+            .order_by(track.device_serial)
+            .with_for_update()
+        )
+        for serial, max_t, key, t_ms, lat, lon in session.execute(query):
+            last = None
+            if key is not None and t_ms is not None and lat is not None and lon is not None:
+                last = TrackPoint(t_ms, key, lat, lon)
+            states[serial] = TrackState(max_t_ms=max_t, last=last)
+    return states
+
+
+def save_tracks(session: Session, states: dict[str, TrackState]) -> None:
+    rows = [
+        {
+            "serial": serial,
+            "max_t_ms": state.max_t_ms,
+            "last_key": state.last.key if state.last else None,
+            "last_t_ms": state.last.t_ms if state.last else None,
+            "last_lat": state.last.lat if state.last else None,
+            "last_lon": state.last.lon if state.last else None,
+        }
+        for serial, state in states.items()
+    ]
+    if rows:
+        statement = (
+            update(DeviceTrack)
+            .where(DeviceTrack.device_serial == bindparam("serial"))
+            .values(
+                max_t_ms=bindparam("max_t_ms"),
+                last_key=bindparam("last_key"),
+                last_t_ms=bindparam("last_t_ms"),
+                last_lat=bindparam("last_lat"),
+                last_lon=bindparam("last_lon"),
+            )
+        )
+        session.connection().execute(statement, rows)
+
+
+_IN_CHAIN = or_(GpsFix.implausible_reason.is_(None), GpsFix.implausible_reason.like("speed:%"))
+
+
+def chain_context(
+    session: Session, serial: str, from_t_ms: int
+) -> tuple[TrackPoint | None, list[ChainRow]]:
+    """A device's latest plausible fix before `from_t_ms`, and every fix in its speed chain
+    from `from_t_ms` on (with its allocation and current verdict)."""
+    fix = GpsFix
+    before = session.execute(
+        select(fix.dedupe_key, fix.t_ms, fix.lat, fix.lon)
+        .where(
+            fix.device_serial == serial,
+            fix.t_ms <= from_t_ms,
+            fix.implausible_reason.is_(None),
+        )
+        .order_by(fix.t_ms.desc())
+        .limit(1)
+    ).first()
+    # Fixes at exactly `from_t_ms` are ordered by key in Python, so they come back as part of
+    # the chain and the starting point is the latest plausible fix strictly before.
+    if before is not None and before.t_ms == from_t_ms:
+        before = session.execute(
+            select(fix.dedupe_key, fix.t_ms, fix.lat, fix.lon)
+            .where(
+                fix.device_serial == serial,
+                fix.t_ms < from_t_ms,
+                fix.implausible_reason.is_(None),
+            )
+            .order_by(fix.t_ms.desc())
+            .limit(1)
+        ).first()
+    start = (
+        None
+        if before is None
+        else TrackPoint(before.t_ms, before.dedupe_key, before.lat, before.lon)
+    )
+    rows = session.execute(
+        select(
+            fix.dedupe_key, fix.t_ms, fix.lat, fix.lon, fix.allocation_id, fix.implausible_reason
+        ).where(fix.device_serial == serial, fix.t_ms >= from_t_ms, _IN_CHAIN)
+    ).all()
+    chain = [
+        ChainRow(TrackPoint(t_ms, key, lat, lon), allocation, reason)
+        for key, t_ms, lat, lon, allocation, reason in rows
+    ]
+    chain.sort(key=lambda row: row.point)
+    return start, chain
+
+
+def set_verdicts(session: Session, verdicts: list[tuple[str | None, str]]) -> None:
+    """(reason or None, dedupe_key) pairs: the derived plausibility of stored fixes."""
+    if verdicts:
+        statement = (
+            update(GpsFix)
+            .where(GpsFix.dedupe_key == bindparam("key"))
+            .values(implausible_reason=bindparam("reason"))
+        )
+        session.connection().execute(
+            statement, [{"reason": reason, "key": key} for reason, key in verdicts]
+        )
+
+
+def _dialect_insert(session: Session) -> Any:
+    if session.connection().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
+    return dialect_insert
+
+
+_TABLES: dict[str, Any] = {
+    "gps_fix": GpsFix.__table__,
+    "device_event": DeviceEventRow.__table__,
+}
+
+
+# --- allocations ---------------------------------------------------------------------------
+
+
+def allocation_spans(
+    session: Session, serials: Collection[str]
+) -> list[tuple[str, int, int, int | None]]:
+    """(serial, allocation id, fitted ms, removed ms or None) for the devices' allocations."""
+    ordered = sorted(set(serials))
+    spans: list[tuple[str, int, int, int | None]] = []
+    for offset in range(0, len(ordered), _KEYS_PER_QUERY):
+        part = ordered[offset : offset + _KEYS_PER_QUERY]
+        query = (
+            select(Device.serial, Allocation.id, Allocation.fitted_at, Allocation.removed_at)
+            .join(Device, Allocation.device_id == Device.id)
+            .where(Device.serial.in_(part))
+        )
+        spans.extend(
+            (serial, int(allocation_id), to_ms(fitted), None if removed is None else to_ms(removed))
+            for serial, allocation_id, fitted, removed in session.execute(query)
+        )
+    return spans
+
+
+def attach_to_allocation(
+    session: Session, *, serial: str, allocation_id: int, fitted_ms: int, removed_ms: int | None
+) -> tuple[int, int] | None:
+    """Give the allocation the device's records in [fitted, removed) that have none, and take
+    back any it holds outside that span (a removal recorded later). The (min, max) observed
+    time of the records that changed, or None when nothing did."""
+    touched: list[tuple[int | None, int | None]] = []
+    for model in (GpsFix, DeviceEventRow):
+        inside = [model.device_serial == serial, model.t_ms >= fitted_ms]
+        if removed_ms is not None:
+            inside.append(model.t_ms < removed_ms)
+        touched.append(_span_of(session, model, [*inside, model.allocation_id.is_(None)]))
+        session.execute(
+            update(model)
+            .where(*inside, model.allocation_id.is_(None))
+            .values(allocation_id=allocation_id)
+        )
+        outside = [model.allocation_id == allocation_id, model.device_serial == serial]
+        beyond = model.t_ms < fitted_ms
+        if removed_ms is not None:
+            beyond = or_(beyond, model.t_ms >= removed_ms)
+        touched.append(_span_of(session, model, [*outside, beyond]))
+        session.execute(update(model).where(*outside, beyond).values(allocation_id=None))
+    lows = [low for low, _high in touched if low is not None]
+    highs = [high for _low, high in touched if high is not None]
+    if not lows:
+        return None
+    return min(lows), max(highs)
+
+
+def _span_of(session: Session, model: Any, conditions: list[Any]) -> tuple[int | None, int | None]:
+    low, high = session.execute(
+        select(func.min(model.t_ms), func.max(model.t_ms)).where(*conditions)
+    ).one()
+    return low, high
+
+
+# --- quarantine ----------------------------------------------------------------------------
+
+_REPLAY_CHUNK = 2_000
+
+
+def list_quarantined(
+    session: Session,
+    *,
+    status: str | None = "quarantined",
+    limit: int = 100,
+    before_id: int | None = None,
+) -> list[QuarantinedRecord]:
+    """Quarantined records, newest first (page with `before_id`)."""
+    query = select(QuarantinedRecord).order_by(QuarantinedRecord.id.desc()).limit(limit)
+    if status is not None:
+        query = query.where(QuarantinedRecord.status == status)
+    if before_id is not None:
+        query = query.where(QuarantinedRecord.id < before_id)
+    return list(session.scalars(query))
+
+
+def get_quarantined(session: Session, quarantine_id: int) -> QuarantinedRecord | None:
+    return session.get(QuarantinedRecord, quarantine_id)
+
+
+def quarantined_for_replay(
+    session: Session, ids: list[int] | None
+) -> Iterator[list[QuarantinedRecord]]:
+    """Still-quarantined records (the given ones, or all) in id order, in chunks."""
+    after = 0
+    while True:
+        query = (
+            select(QuarantinedRecord)
+            .where(QuarantinedRecord.status == "quarantined", QuarantinedRecord.id > after)
+            .order_by(QuarantinedRecord.id)
+            .limit(_REPLAY_CHUNK)
+        )
+        if ids is not None:
+            query = query.where(QuarantinedRecord.id.in_(ids))
+        rows = list(session.scalars(query))
+        if not rows:
+            return
+        yield rows
+        after = rows[-1].id
+
+
+def mark_replayed(
+    session: Session,
+    *,
+    released: dict[int, str],
+    still_rejected: dict[int, Any],
+    corrections: dict[int, str],
+    at: dt.datetime,
+) -> None:
+    """Record a replay's outcome: released records name the key they were stored under."""
+    for quarantine_id, key in released.items():
+        session.execute(
+            update(QuarantinedRecord)
+            .where(QuarantinedRecord.id == quarantine_id)
+            .values(
+                status="released",
+                released_key=key,
+                last_replayed_at=at,
+                replay_count=QuarantinedRecord.replay_count + 1,
+                corrected_text=corrections.get(quarantine_id, QuarantinedRecord.corrected_text),
+            )
+        )
+    for quarantine_id, errors in still_rejected.items():
+        session.execute(
+            update(QuarantinedRecord)
+            .where(QuarantinedRecord.id == quarantine_id, QuarantinedRecord.status == "quarantined")
+            .values(
+                errors=[{"field": e.field, "reason": e.reason} for e in errors],
+                last_replayed_at=at,
+                replay_count=QuarantinedRecord.replay_count + 1,
+                corrected_text=corrections.get(quarantine_id, QuarantinedRecord.corrected_text),
+            )
+        )

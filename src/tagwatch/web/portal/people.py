@@ -1,0 +1,231 @@
+"""The portal's view of people, read through the cases domain's scoped queries.
+
+Every person the portal shows comes from the cases repository's scoped look-ups, so a page
+can never show someone outside the caller's caseload, delivery unit or restricted flag.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import HTTPException
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from tagwatch.access.principal import Principal
+from tagwatch.cases import repository as cases
+from tagwatch.cases.identifiers import crn as parse_crn
+from tagwatch.cases.identifiers import pnc as parse_pnc
+from tagwatch.cases.models import Order, Person, PersonName
+from tagwatch.cases.scoping import scope_orders, scope_people
+from tagwatch.compliance.rules import RULES
+from tagwatch.web.templating import LONDON
+
+__all__ = ["LONDON"]
+
+# The curfew address is drawn as a small circle so it shows at every zoom.
+CURFEW_ADDRESS_RADIUS_M = 25.0
+
+
+def humanise(code: str | None) -> str:
+    return (code or "").replace("_", " ").capitalize()
+
+
+def rule_label(rule_id: str) -> str:
+    rule = RULES.get(rule_id)
+    return rule.title if rule else humanise(rule_id.replace(".", " "))
+
+
+def label_of(person: Person) -> str:
+    name = person.primary_name
+    return f"{name.given} {name.family}" if name else person.ref
+
+
+def scope_label(principal: Principal) -> str:
+    return "your delivery unit" if "probation_manager" in principal.roles else "your caseload"
+
+
+@dataclass(frozen=True)
+class PersonCard:
+    """What the trail pages need: who, their allocations and their zones."""
+
+    person_id: int
+    ref: str
+    label: str
+    allocation_ids: list[int]
+    zones: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Tracked:
+    """A person on the live map."""
+
+    person_id: int
+    label: str
+    allocation_ids: list[int]
+    zones: list[dict[str, Any]]
+
+
+def zones_of(orders: list[Order]) -> list[dict[str, Any]]:
+    """Exclusion and inclusion zones of current orders, plus curfew addresses, for maps."""
+    zones: list[dict[str, Any]] = []
+    for order in orders:
+        if order.status == "ended":
+            continue
+        for condition in order.conditions:
+            if condition.type in ("exclusion_zone", "inclusion_zone") and condition.geometry:
+                zones.append(
+                    {"kind": condition.type, "name": condition.name or humanise(condition.type), "geometry": condition.geometry}
+                )
+            elif condition.type == "curfew" and condition.address is not None:
+                zones.append(
+                    {
+                        "kind": "curfew_address",
+                        "name": f"Curfew address: {condition.address.line1}",
+                        "geometry": {
+                            "type": "Circle",
+                            "coordinates": [condition.address.lon, condition.address.lat],
+                            "radius_m": CURFEW_ADDRESS_RADIUS_M,
+                        },
+                    }
+                )
+    return zones
+
+
+def curfew_addresses(orders: list[Order]) -> list[dict[str, Any]]:
+    seen: dict[int, dict[str, Any]] = {}
+    for order in orders:
+        for condition in order.conditions:
+            address = condition.address
+            if condition.type == "curfew" and address is not None:
+                seen[address.id] = {
+                    "label": f"Curfew address: {address.line1}, {address.postcode}",
+                    "lat": address.lat,
+                    "lon": address.lon,
+                }
+    return list(seen.values())
+
+
+def allocation_ids_of(orders: list[Order]) -> list[int]:
+    return [a.id for order in orders for a in order.allocations]
+
+
+def person_or_404(session: Session, principal: Principal, person_id: int) -> Person:
+    """The person if the caller may see them; 404 otherwise (the two are not told apart)."""
+    person = _scoped_person(session, principal, person_id)
+    if person is None:
+        raise HTTPException(404, "No such person in your caseload")
+    return person
+
+
+def person_card(session: Session, principal: Principal, person_id: int) -> PersonCard:
+    person = person_or_404(session, principal, person_id)
+    orders = orders_of(session, principal, person.id)
+    return PersonCard(
+        person_id=person.id,
+        ref=person.ref,
+        label=label_of(person),
+        allocation_ids=allocation_ids_of(orders),
+        zones=zones_of(orders),
+    )
+
+
+def person_labels(session: Session, principal: Principal, ids: Collection[int]) -> dict[int, str]:
+    return {p.id: label_of(p) for p in _scoped_people_by_id(session, principal, ids)}
+
+
+def tracked_caseload(session: Session, principal: Principal) -> list[Tracked]:
+    """People in scope with a device fitted now, on orders the caller may see."""
+    orders = _scoped_open_orders(session, principal)
+    by_person: dict[int, list[Order]] = {}
+    for order in orders:
+        by_person.setdefault(order.person_id, []).append(order)
+    labels = person_labels(session, principal, list(by_person))
+    tracked = []
+    for person_id, person_orders in by_person.items():
+        current = [a.id for o in person_orders for a in o.allocations if a.removed_at is None]
+        if current and person_id in labels:
+            tracked.append(Tracked(person_id, labels[person_id], current, zones_of(person_orders)))
+    return sorted(tracked, key=lambda t: t.label)
+
+
+def orders_of(session: Session, principal: Principal, person_id: int) -> list[Order]:
+    return cases.orders_of(session, principal, person_id)
+
+
+@dataclass(frozen=True)
+class CaseloadEntry:
+    """A person on the caseload list: only what the list shows, for speed."""
+
+    id: int
+    ref: str
+    given: str
+    family: str
+    date_of_birth: Any
+    crn: str | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.given} {self.family}"
+
+
+def search_terms(q: str) -> cases.PersonSearch:
+    """A CRN or PNC when the text is one, else a name (apostrophes and hyphens kept)."""
+    for key, parse in (("crn", parse_crn), ("pnc", parse_pnc)):
+        try:
+            return cases.PersonSearch(**{key: parse(q)})
+        except ValueError:
+            continue
+    return cases.PersonSearch(name=q)
+
+
+def caseload_entries(
+    session: Session, principal: Principal, q: str | None, date_of_birth: Any, limit: int
+) -> list[CaseloadEntry]:
+    """People in scope, or those matching the search terms (cases' own search), as entries."""
+    if q or date_of_birth:
+        terms = search_terms(q) if q else cases.PersonSearch()
+        terms = cases.PersonSearch(
+            name=terms.name, crn=terms.crn, pnc=terms.pnc, date_of_birth=date_of_birth,
+            page_size=limit,
+        )
+        found, _total = cases.search_people(session, principal, terms)
+        return [_entry(p) for p in found]
+    query = scope_people(
+        select(Person.id, Person.ref, PersonName.given, PersonName.family, Person.date_of_birth, Person.crn)
+        .join(PersonName, (PersonName.person_id == Person.id) & (PersonName.kind == "primary")),
+        principal,
+    )
+    return [CaseloadEntry(*row) for row in session.execute(query)]
+
+
+def _entry(person: Person) -> CaseloadEntry:
+    name = person.primary_name
+    return CaseloadEntry(
+        person.id, person.ref, name.given if name else "", name.family if name else person.ref,
+        person.date_of_birth, person.crn,
+    )
+
+
+# Look-ups by id, narrowed by the cases domain's own scoping rules.
+
+
+def _scoped_person(session: Session, principal: Principal, person_id: int) -> Person | None:
+    query = scope_people(select(Person).where(Person.id == person_id), principal)
+    return session.scalars(query.options(*cases.PERSON_LOAD)).one_or_none()
+
+
+def _scoped_people_by_id(session: Session, principal: Principal, ids: Collection[int]) -> list[Person]:
+    wanted = sorted(set(ids))
+    found: list[Person] = []
+    for offset in range(0, len(wanted), 500):
+        query = scope_people(select(Person).where(Person.id.in_(wanted[offset : offset + 500])), principal)
+        found.extend(session.scalars(query.options(selectinload(Person.names))))
+    return found
+
+
+def _scoped_open_orders(session: Session, principal: Principal) -> list[Order]:
+    query = scope_orders(select(Order).where(Order.status != "ended"), principal)
+    return list(session.scalars(query.options(*cases.ORDER_LOAD)))

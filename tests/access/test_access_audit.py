@@ -1,0 +1,184 @@
+"""The audit log: append, verify, tamper detection, immutability, search (itself audited)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from tagwatch.access.audit import GENESIS_HASH, entry_hash, record, verify
+from tagwatch.access.models import AuditEntry, User
+from tagwatch.access.principal import Principal
+from tagwatch.access.service import create_token
+from tagwatch.db.engine import make_sessionmaker, unit_of_work
+
+ANALYST = Principal(
+    user_id=None,
+    username="analyst-a",
+    display_name="Analyst A",
+    roles=frozenset({"analyst"}),
+    permissions=frozenset({"report:read"}),
+)
+
+
+def _append(db: Session, n: int) -> list[AuditEntry]:
+    return [
+        record(
+            db,
+            ANALYST,
+            "person.search",
+            subject_type="person",
+            subject_id=i,
+            purpose="supervision",
+            detail={"terms": {"surname": "Smith"}, "returned": [i, i + 1], "score": 0.5},
+        )
+        for i in range(n)
+    ]
+
+
+def test_entries_chain_and_verify(db: Session) -> None:
+    entries = _append(db, 3)
+    db.commit()
+    assert entries[1].prev_hash == entries[0].hash and entries[2].prev_hash == entries[1].hash
+    assert all(e.hash == entry_hash(e) for e in entries)
+    db.expire_all()  # verify what the database holds, not what is in memory
+    check = verify(db)
+    assert check.ok and check.checked >= 3
+    first = db.scalar(select(AuditEntry).order_by(AuditEntry.id).limit(1))
+    assert first is not None and first.prev_hash == GENESIS_HASH
+
+
+def test_system_entries_and_input_errors(db: Session) -> None:
+    entry = record(db, None, "retention.purge", subject_type="order", detail={"n": 3})
+    assert entry.username == "system" and entry.user_id is None
+    with pytest.raises(ValueError, match="subject_type"):
+        record(db, None, "x", subject_type="")
+
+
+def _disable_immutability(db: Session) -> None:
+    """Drop the guard inside the test's transaction (DDL is transactional on both backends)."""
+    if db.get_bind().dialect.name == "postgresql":
+        db.execute(text("ALTER TABLE audit_entry DISABLE TRIGGER audit_entry_no_change"))
+    else:
+        db.execute(text("DROP TRIGGER audit_entry_no_update"))
+        db.execute(text("DROP TRIGGER audit_entry_no_delete"))
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        "UPDATE audit_entry SET detail = '{\"returned\": []}' WHERE id = :id",
+        "UPDATE audit_entry SET username = 'someone-else' WHERE id = :id",
+        "DELETE FROM audit_entry WHERE id = :id",
+    ],
+)
+def test_tampering_is_detected_at_the_first_changed_entry(db: Session, tamper: str) -> None:
+    entries = _append(db, 4)
+    db.commit()
+    _disable_immutability(db)
+    db.execute(text(tamper), {"id": entries[1].id})
+    db.expire_all()
+    check = verify(db)
+    assert not check.ok
+    # A deleted entry is noticed at the next one, whose link now points nowhere.
+    broken = entries[2].id if tamper.startswith("DELETE") else entries[1].id
+    assert check.first_broken_id == broken
+
+
+def test_the_database_refuses_updates_and_deletes(db: Session) -> None:
+    (entry,) = _append(db, 1)
+    db.commit()
+    for statement in (
+        "UPDATE audit_entry SET action = 'nothing' WHERE id = :id",
+        "DELETE FROM audit_entry WHERE id = :id",
+    ):
+        with pytest.raises(DBAPIError, match="append-only"), db.begin_nested():
+            db.execute(text(statement), {"id": entry.id})
+    db.expire_all()
+    assert db.get(AuditEntry, entry.id).action == "person.search"
+
+
+def test_no_route_changes_the_audit_log(app: FastAPI) -> None:
+    writers = [
+        f"{ctx.methods} {ctx.path}"
+        for ctx in iter_route_contexts(app.routes)
+        if isinstance(ctx.original_route, APIRoute)
+        and "audit" in (ctx.path or "")
+        and set(ctx.methods or ()) - {"GET", "HEAD"}
+    ]
+    assert writers == []
+
+
+def test_search_filters_and_is_itself_audited(
+    app: FastAPI, db: Session, make_user: Callable[..., User]
+) -> None:
+    admin = make_user("administrator", password=None)
+    target = _append(db, 3)[1]
+    issued = create_token(db, admin, "audit", ["audit:read"])
+    db.commit()
+    client = TestClient(app, headers={"Authorization": f"Bearer {issued.secret}"})
+    found = client.get(
+        "/api/v1/audit",
+        params={"username": "analyst-a", "subject_type": "person", "subject_id": target.subject_id},
+    )
+    assert found.status_code == 200
+    body = found.json()
+    assert body["total"] == 1 and body["entries"][0]["id"] == target.id
+    search = db.scalar(
+        select(AuditEntry).where(AuditEntry.action == "audit.search").order_by(AuditEntry.id.desc())
+    )
+    assert search is not None and search.username == admin.username
+    assert search.detail["terms"]["subject_id"] == target.subject_id
+    assert search.detail["returned_ids"] == [target.id]
+    bad = client.get(
+        "/api/v1/audit",
+        params={"since": "2026-02-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"},
+    )
+    assert bad.status_code == 422 and "until" in bad.text
+    assert client.get("/api/v1/audit", params={"since": "2026-02-01T00:00:00"}).status_code == 422
+
+
+def test_search_page_shows_results_for_administrators(
+    app: FastAPI, db: Session, make_user: Callable[..., User], session_cookie: Callable[[int], str]
+) -> None:
+    admin = make_user("administrator", password=None)
+    _append(db, 2)
+    db.commit()
+    browser = TestClient(app)
+    browser.cookies.set("tagwatch_session", session_cookie(admin.id))
+    page = browser.get("/audit", params={"username": "analyst-a", "date_from": "2000-01-01"})
+    assert page.status_code == 200
+    assert "person.search" in page.text and "matching" in page.text
+    assert browser.get("/audit", params={"date_from": "31/12/2026"}).status_code == 400
+
+
+def test_concurrent_writers_keep_one_chain(engine: Engine) -> None:
+    """Real commits from several threads: the chain must stay a single line."""
+    factory = make_sessionmaker(engine)
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            for _ in range(5):
+                with unit_of_work(factory) as session:
+                    _append(session, 1)
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=writer) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with factory() as session:
+        check = verify(session)
+        total = session.scalar(select(func.count()).select_from(AuditEntry))
+    assert check.ok and check.checked == total
