@@ -331,7 +331,7 @@ def _loop_target(mine, rule_id, active, geometry, curfew, params, horizon):  # t
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--people", type=int, default=25_000)
-    parser.add_argument("--chunk", type=int, default=2_500)
+    parser.add_argument("--chunk", type=int, default=1_000)
     parser.add_argument("--loop-sample", type=int, default=150)
     parser.add_argument("--seed", type=int, default=20261123)
     parser.add_argument(

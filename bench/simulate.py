@@ -68,9 +68,11 @@ def main() -> None:
                 "seconds": round(seconds, 2),
                 "cpu_seconds": round(cpu_seconds, 2),
                 "fixes_per_second": round(rate),
+                "fixes_per_cpu_second": round(counts["fixes"] / cpu_seconds),
                 "records_per_second": round(counts["records"] / seconds),
                 "comparison": "national load of 1,000 GPS fixes/s (60,000 tags, one fix a minute)",
                 "ratio": round(rate / NATIONAL_FIXES_PER_SECOND, 1),
+                "ratio_cpu": round(counts["fixes"] / cpu_seconds / NATIONAL_FIXES_PER_SECOND, 1),
             }
         )
     )

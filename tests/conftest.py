@@ -91,10 +91,13 @@ def db_connection(engine: Engine) -> Iterator[Connection]:
 
 
 @pytest.fixture
-def session_factory(db_connection: Connection) -> sessionmaker[Session]:
+def session_factory(db_connection: Connection, settings: Settings) -> sessionmaker[Session]:
     # Commits inside the code under test release SAVEPOINTs; the outer transaction rolls back.
     return sessionmaker(
-        bind=db_connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+        bind=db_connection,
+        join_transaction_mode="create_savepoint",
+        expire_on_commit=False,
+        info={"settings": settings},
     )
 
 

@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     )
     app.state.settings = settings
     app.state.engine = engine or make_engine(settings.resolved_database_url)
-    app.state.sessionmaker = make_sessionmaker(app.state.engine)
+    app.state.sessionmaker = make_sessionmaker(app.state.engine, settings)
 
     for module in domain_modules("middleware"):
         module.install(app)

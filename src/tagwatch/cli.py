@@ -25,7 +25,7 @@ def cli_session(settings: Settings | None = None) -> Iterator[Session]:
     settings = settings or Settings()
     engine = make_engine(settings.resolved_database_url)
     try:
-        with unit_of_work(make_sessionmaker(engine)) as session:
+        with unit_of_work(make_sessionmaker(engine, settings)) as session:
             yield session
     finally:
         engine.dispose()
@@ -58,7 +58,7 @@ def tick() -> None:
 
     settings = Settings()
     engine = make_engine(settings.resolved_database_url)
-    results = run_all_once(make_sessionmaker(engine))
+    results = run_all_once(make_sessionmaker(engine, settings))
     engine.dispose()
     for name, result in results.items():
         console.print(f"{name}: {result}")

@@ -46,7 +46,7 @@ def run_demo(options: DemoOptions, settings: Settings | None = None) -> None:
         _remove_sqlite_files(settings)
     engine = make_engine(settings.resolved_database_url)
     upgrade(engine)
-    factory = make_sessionmaker(engine)
+    factory = make_sessionmaker(engine, settings)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     history_start = now - dt.timedelta(days=options.days)
 

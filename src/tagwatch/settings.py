@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 DEFAULT_VAR_DIR = Path("var")
 
@@ -75,3 +80,9 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.resolved_database_url.startswith("sqlite")
+
+
+def settings_of(session: Session) -> Settings:
+    """The settings the session's factory was made with, else those of the environment."""
+    found = session.info.get("settings")
+    return found if isinstance(found, Settings) else Settings()

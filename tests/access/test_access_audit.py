@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
@@ -17,7 +18,7 @@ from tagwatch.access.audit import GENESIS_HASH, entry_hash, record, verify
 from tagwatch.access.models import AuditEntry, User
 from tagwatch.access.principal import Principal
 from tagwatch.access.service import create_token
-from tagwatch.db.engine import make_sessionmaker, unit_of_work
+from tagwatch.db.engine import make_engine, make_sessionmaker, unit_of_work
 
 ANALYST = Principal(
     user_id=None,
@@ -33,8 +34,8 @@ def _append(db: Session, n: int) -> list[AuditEntry]:
         record(
             db,
             ANALYST,
-            "person.search",
-            subject_type="person",
+            "test.lookup",
+            subject_type="test_subject",
             subject_id=i,
             purpose="supervision",
             detail={"terms": {"surname": "Smith"}, "returned": [i, i + 1], "score": 0.5},
@@ -102,7 +103,7 @@ def test_the_database_refuses_updates_and_deletes(db: Session) -> None:
         with pytest.raises(DBAPIError, match="append-only"), db.begin_nested():
             db.execute(text(statement), {"id": entry.id})
     db.expire_all()
-    assert db.get(AuditEntry, entry.id).action == "person.search"
+    assert db.get(AuditEntry, entry.id).action == "test.lookup"
 
 
 def test_no_route_changes_the_audit_log(app: FastAPI) -> None:
@@ -126,7 +127,11 @@ def test_search_filters_and_is_itself_audited(
     client = TestClient(app, headers={"Authorization": f"Bearer {issued.secret}"})
     found = client.get(
         "/api/v1/audit",
-        params={"username": "analyst-a", "subject_type": "person", "subject_id": target.subject_id},
+        params={
+            "username": "analyst-a",
+            "subject_type": "test_subject",
+            "subject_id": target.subject_id,
+        },
     )
     assert found.status_code == 200
     body = found.json()
@@ -155,13 +160,34 @@ def test_search_page_shows_results_for_administrators(
     browser.cookies.set("tagwatch_session", session_cookie(admin.id))
     page = browser.get("/audit", params={"username": "analyst-a", "date_from": "2000-01-01"})
     assert page.status_code == 200
-    assert "person.search" in page.text and "matching" in page.text
+    assert "test.lookup" in page.text and "matching" in page.text
     assert browser.get("/audit", params={"date_from": "31/12/2026"}).status_code == 400
 
 
-def test_concurrent_writers_keep_one_chain(engine: Engine) -> None:
+@pytest.fixture
+def race_engine(engine: Engine, tmp_path: Path) -> Iterator[Engine]:
+    """A store of its own for committed writes, so no other test sees these entries."""
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as connection:
+            connection.execute(text("DROP SCHEMA IF EXISTS audit_race CASCADE"))
+            connection.execute(text("CREATE SCHEMA audit_race"))
+        isolated = make_engine(
+            engine.url.render_as_string(hide_password=False),
+            connect_args={"options": "-csearch_path=audit_race"},
+        )
+    else:
+        isolated = make_engine(f"sqlite:///{tmp_path / 'race.db'}")
+    AuditEntry.__table__.create(isolated)
+    yield isolated
+    isolated.dispose()
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as connection:
+            connection.execute(text("DROP SCHEMA audit_race CASCADE"))
+
+
+def test_concurrent_writers_keep_one_chain(race_engine: Engine) -> None:
     """Real commits from several threads: the chain must stay a single line."""
-    factory = make_sessionmaker(engine)
+    factory = make_sessionmaker(race_engine)
     errors: list[BaseException] = []
 
     def writer() -> None:
@@ -181,4 +207,4 @@ def test_concurrent_writers_keep_one_chain(engine: Engine) -> None:
     with factory() as session:
         check = verify(session)
         total = session.scalar(select(func.count()).select_from(AuditEntry))
-    assert check.ok and check.checked == total
+    assert check.ok and check.checked == total == 30

@@ -461,11 +461,11 @@ def test_overdue_report_lists_alerts_without_an_outcome_past_their_deadline(
 
 
 def test_periodic_tasks_read_their_settings_and_use_the_given_clock(
-    db: Session, make_case, make_violation, make_user, monkeypatch: pytest.MonkeyPatch
+    db: Session, make_case, make_violation, make_user, settings: Settings
 ) -> None:
     from tagwatch.alerts import periodic
 
-    monkeypatch.setenv("TAGWATCH_ESCALATION_MINUTES", "10")
+    db.info["settings"] = settings.model_copy(update={"escalation_minutes": 10})
     make_user("m.manager", "probation_manager")
     raised = utcnow()
     alert = _raise(db, make_violation(make_case()).id, now=raised)

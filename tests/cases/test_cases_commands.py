@@ -51,7 +51,9 @@ def test_seed_import_export_from_the_command_line(store: str, tmp_path: Path) ->
     refused = runner.invoke(app, ["orders", "import", str(bad)])
     assert refused.exit_code == 1
     assert "people[1].date_of_birth: must be between 1900-01-01 and today" in refused.output
-    assert "people[2].orders[0].conditions[0].timetable[2].end: must be a time HH:MM" in refused.output
+    assert (
+        "people[2].orders[0].conditions[0].timetable[2].end: must be a time HH:MM" in refused.output
+    )
     assert "Refused: 2 error(s)" in refused.output
     after = runner.invoke(app, ["orders", "export"])
     assert [p["ref"] for p in json.loads(after.stdout)["people"]] == ["TW000001", "TW000002"]

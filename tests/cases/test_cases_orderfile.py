@@ -85,7 +85,9 @@ def test_a_bad_file_is_refused_whole_with_every_error_and_its_path(seeded: Sessi
     assert "people[0].identifiers.pnc: PNC check letter is wrong (expected Q)" in errors
     assert any(e.startswith("people[1].addresses[0].postcode: ") for e in errors)
     assert any(e.startswith("people[2].orders[0].region: ") for e in errors)
-    assert any(e.startswith("people[2].orders[0].conditions[1].geometry.coordinates: ") for e in errors)
+    assert any(
+        e.startswith("people[2].orders[0].conditions[1].geometry.coordinates: ") for e in errors
+    )
     assert (
         "people[3].orders[0].conditions[0].timetable[7].start: period overlaps sunday 19:00-07:00"
         in errors
@@ -162,7 +164,9 @@ def documents(draw: st.DrawFn) -> dict[str, Any]:
     return document
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(documents())
 def test_round_trip_holds_for_generated_documents(db: Session, document: dict[str, Any]) -> None:
     savepoint = db.begin_nested()

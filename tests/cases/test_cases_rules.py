@@ -64,9 +64,10 @@ def test_pnc_check_letter_is_year_and_serial_modulo_23() -> None:
     # 01 0123456 -> 10123456 % 23 == 6 -> F
     assert 10123456 % 23 == 6
     assert identifiers.pnc_check_letter("2001", "123456") == "F"
-    assert identifiers.pnc_check_letter("1999", "1234567") == identifiers.PNC_CHECK_LETTERS[
-        991234567 % 23
-    ]
+    assert (
+        identifiers.pnc_check_letter("1999", "1234567")
+        == identifiers.PNC_CHECK_LETTERS[991234567 % 23]
+    )
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -99,12 +100,18 @@ def test_expansion_follows_london_clocks_across_both_changes() -> None:
     spring = expand(week, None, dt.datetime(2026, 3, 28, 12, tzinfo=UTC),
                     dt.datetime(2026, 3, 29, 12, tzinfo=UTC))  # fmt: skip
     # Saturday 19:00 GMT to Sunday 07:00 BST is 11 hours
-    assert spring == [(dt.datetime(2026, 3, 28, 19, tzinfo=UTC), dt.datetime(2026, 3, 29, 6, tzinfo=UTC))]
+    assert spring == [
+        (dt.datetime(2026, 3, 28, 19, tzinfo=UTC), dt.datetime(2026, 3, 29, 6, tzinfo=UTC))
+    ]
     autumn = expand(week, None, dt.datetime(2026, 10, 24, 12, tzinfo=UTC),
                     dt.datetime(2026, 10, 25, 12, tzinfo=UTC))  # fmt: skip
     # Saturday 19:00 BST (18:00 UTC) to Sunday 07:00 GMT is 13 hours
-    assert autumn == [(dt.datetime(2026, 10, 24, 18, tzinfo=UTC), dt.datetime(2026, 10, 25, 7, tzinfo=UTC))]
-    summer_week = expand(week, None, dt.datetime(2026, 7, 6, tzinfo=UTC), dt.datetime(2026, 7, 13, tzinfo=UTC))
+    assert autumn == [
+        (dt.datetime(2026, 10, 24, 18, tzinfo=UTC), dt.datetime(2026, 10, 25, 7, tzinfo=UTC))
+    ]
+    summer_week = expand(
+        week, None, dt.datetime(2026, 7, 6, tzinfo=UTC), dt.datetime(2026, 7, 13, tzinfo=UTC)
+    )
     assert summer_week[0][0] == dt.datetime(2026, 7, 6, 0, tzinfo=UTC)  # Sunday's period clipped
     assert hours(summer_week) == 7 * 12
 
@@ -112,13 +119,18 @@ def test_expansion_follows_london_clocks_across_both_changes() -> None:
 def test_the_release_day_replaces_that_days_periods_and_ranges_clip() -> None:
     week = [{"day": d, "start": "19:00", "end": "07:00"} for d in DAYS]
     release = {"date": "2026-11-23", "start": "15:00", "end": "09:00"}
-    got = expand(week, release, dt.datetime(2026, 11, 23, tzinfo=UTC), dt.datetime(2026, 11, 25, tzinfo=UTC))
+    got = expand(
+        week, release, dt.datetime(2026, 11, 23, tzinfo=UTC), dt.datetime(2026, 11, 25, tzinfo=UTC)
+    )
     assert got == [
         (dt.datetime(2026, 11, 23, 0, tzinfo=UTC), dt.datetime(2026, 11, 23, 7, tzinfo=UTC)),
         (dt.datetime(2026, 11, 23, 15, tzinfo=UTC), dt.datetime(2026, 11, 24, 9, tzinfo=UTC)),
         (dt.datetime(2026, 11, 24, 19, tzinfo=UTC), dt.datetime(2026, 11, 25, 0, tzinfo=UTC)),
     ]
-    assert expand(week, None, dt.datetime(2026, 1, 2, tzinfo=UTC), dt.datetime(2026, 1, 1, tzinfo=UTC)) == []
+    assert (
+        expand(week, None, dt.datetime(2026, 1, 2, tzinfo=UTC), dt.datetime(2026, 1, 1, tzinfo=UTC))
+        == []
+    )
 
 
 @given(periods_strategy.filter(lambda ps: not overlaps(ps)), st.integers(0, 400))
@@ -131,5 +143,5 @@ def test_expanded_hours_match_the_timetable_away_from_clock_changes(
            for p in periods]  # fmt: skip
     got = expand(raw, None, start, start + dt.timedelta(days=7))
     assert hours(got) * 60 == sum(p.minutes for p in periods)
-    assert all(s < e for s, e in got) and all(a[1] < b[0] for a, b in zip(got, got[1:], strict=False))
+    assert all(s < e for s, e in got) and all(a[1] < b[0] for a, b in itertools.pairwise(got))
     assert MINUTES_PER_DAY == 1440

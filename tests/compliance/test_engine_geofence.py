@@ -215,8 +215,8 @@ def test_vectorised_classification_matches_per_fix_shapely(points, kind):
     accs = np.array([p[2] for p in points])
     rule = "zone.exclusion.entry" if kind == "exclusion" else "zone.inclusion.exit"
     target = engine._Target(0, rule, 1, Intervals.always(), geometry)
-    owner = np.zeros(len(points), np.int64)
-    d = engine._signed_distances([target], owner, xs, ys, accs, PARAMS)
+    counts = np.array([len(points)], np.int64)
+    d = engine._signed_distances([target], counts, xs, ys, accs, PARAMS)
     codes = engine._classify(d, accs, PARAMS.exit_margin_m).tolist()
     assert codes == reference_codes(geometry, kind, xs, ys, accs, PARAMS.exit_margin_m)
 

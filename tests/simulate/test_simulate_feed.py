@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from shapely.geometry import Point, shape
 
 from tagwatch.geo.projection import to_bng
@@ -282,3 +284,28 @@ def test_start_time_does_not_change_what_happens(cohort: dict[str, Any]) -> None
     for k in shared:
         assert math.isclose(whole[k]["lat"], part[k]["lat"])
         assert math.isclose(whole[k]["lon"], part[k]["lon"])
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    start=st.datetimes(
+        dt.datetime(2024, 1, 1),  # noqa: DTZ001 - hypothesis takes naive bounds
+        dt.datetime(2030, 12, 31),  # noqa: DTZ001
+        timezones=st.just(dt.UTC),
+    ),
+)
+def test_any_seed_and_start_yield_valid_records(seed: int, start: dt.datetime) -> None:
+    # Any start, including across the clocks changing: every record valid, seq per device
+    # in observation order, nothing outside the run.
+    cohort = generate_cohort(8, seed, start.date())
+    records = list(simulate_feed(cohort, start, 0.3, seed))
+    first: dict[tuple[str, int], dict[str, Any]] = {}
+    for record in records:
+        assert isinstance(parse_object(record), (Fix, Event)), record
+        assert (
+            start.timestamp() * 1000
+            <= _ms(record["time"])
+            < (start.timestamp() + 0.3 * 86_400) * 1000
+        )
+        assert first.setdefault((record["device"], record["seq"]), record) == record

@@ -191,3 +191,25 @@ def test_live_replay_posts_a_second_of_records_per_request(
 def test_live_refuses_a_speed_of_zero(cohort: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="speed"):
         feed_live(cohort, "http://127.0.0.1:9", "t", speed=0)
+
+
+def test_live_replay_is_accepted_by_the_telemetry_endpoint(client: Any) -> None:
+    # The app's own test client is an httpx client: the replay goes through the real route.
+    cohort = generate_cohort(6, 8, START.date())
+    answers: list[dict[str, Any]] = []
+    sent = feed_live(
+        cohort,
+        "http://testserver",
+        "unused-under-test",
+        speed=1_000_000.0,
+        start=START,
+        days=0.02,
+        seed=8,
+        client=client,
+        sleep=lambda _: None,
+        on_batch=lambda _, response: answers.append(response.json()),
+    )
+    assert sent > 50
+    assert all(answer["rejections"] == [] for answer in answers)
+    unique = {(r["device"], r["seq"]) for r in simulate_feed(cohort, START, 0.02, 8)}
+    assert sum(answer["accepted"] for answer in answers) == len(unique)

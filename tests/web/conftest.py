@@ -186,7 +186,13 @@ def assert_accessible() -> Any:
 
 HOME = (51.5390, -0.1030)
 # An exclusion zone about 400 m north of the curfew address.
-ZONE = [[-0.1060, 51.5420], [-0.1000, 51.5420], [-0.1000, 51.5450], [-0.1060, 51.5450], [-0.1060, 51.5420]]
+ZONE = [
+    [-0.1060, 51.5420],
+    [-0.1000, 51.5420],
+    [-0.1000, 51.5450],
+    [-0.1060, 51.5450],
+    [-0.1060, 51.5420],
+]
 DELIVERY_UNIT = "LDN-CAMISL"
 
 
@@ -231,11 +237,21 @@ def _person(given: str, family: str, dob: str, crn: str, pnc_serial: str) -> dic
         "religion": "none",
         "language": "en",
         "interpreter_needed": False,
-        "identifiers": {"crn": crn, "pnc": f"2001/{pnc_serial}{pnc_check_letter('2001', pnc_serial)}"},
+        "identifiers": {
+            "crn": crn,
+            "pnc": f"2001/{pnc_serial}{pnc_check_letter('2001', pnc_serial)}",
+        },
         "restricted": False,
         "addresses": [
-            {"ref": "home", "line1": "1 Upper Street", "line2": None, "town": "London",
-             "postcode": "N1 0PN", "lat": HOME[0], "lon": HOME[1]}
+            {
+                "ref": "home",
+                "line1": "1 Upper Street",
+                "line2": None,
+                "town": "London",
+                "postcode": "N1 0PN",
+                "lat": HOME[0],
+                "lon": HOME[1],
+            }
         ],
     }
 
@@ -259,25 +275,53 @@ def _order(officer: str, now: dt.datetime) -> dict[str, Any]:
         "fitting_deadline": None,
         "conditions": [
             {
-                "type": "curfew", "start": _z(start), "end": None, "address_ref": "home",
-                "timetable": [{"day": d, "start": "19:00", "end": "07:00"} for d in
-                              ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")],
+                "type": "curfew",
+                "start": _z(start),
+                "end": None,
+                "address_ref": "home",
+                "timetable": [
+                    {"day": d, "start": "19:00", "end": "07:00"}
+                    for d in (
+                        "monday",
+                        "tuesday",
+                        "wednesday",
+                        "thursday",
+                        "friday",
+                        "saturday",
+                        "sunday",
+                    )
+                ],
                 "release_day": None,
-                "safeguarding_checks": [{"kind": "domestic_abuse", **check}, {"kind": "child_safeguarding", **check}],
+                "safeguarding_checks": [
+                    {"kind": "domestic_abuse", **check},
+                    {"kind": "child_safeguarding", **check},
+                ],
             },
-            {"type": "exclusion_zone", "start": _z(start), "end": None, "name": "Victim's street",
-             "geometry": {"type": "Polygon", "coordinates": [ZONE]}, "schedule": None},
+            {
+                "type": "exclusion_zone",
+                "start": _z(start),
+                "end": None,
+                "name": "Victim's street",
+                "geometry": {"type": "Polygon", "coordinates": [ZONE]},
+                "schedule": None,
+            },
             {"type": "trail_monitoring", "start": _z(start), "end": None},
         ],
     }
 
 
-def _activate_and_fit(session: Session, principal: Any, order_ref: str, serial: str, fitted: dt.datetime) -> None:
+def _activate_and_fit(
+    session: Session, principal: Any, order_ref: str, serial: str, fitted: dt.datetime
+) -> None:
     from tagwatch.cases import service as cases
 
     for target in ("submitted", "awaiting_fitting", "active"):
-        cases.transition_order(session, principal, order_ref, target, reason=f"{target} for the test")
-    cases.create_device(session, {"serial": serial, "type": "gps_tag", "model": "GT-1", "batch": "B1"})
+        cases.transition_order(
+            session, principal, order_ref, target, reason=f"{target} for the test"
+        )
+    cases.create_device(
+        session, {"serial": serial, "type": "gps_tag", "model": "GT-1", "batch": "B1"}
+    )
     cases.fit_device(session, principal, order_ref, serial, fitted)
 
 
@@ -295,12 +339,29 @@ def _feed(serial: str, start: dt.datetime, now: dt.datetime) -> bytes:
                 lat, lon = 51.5435, -0.1030
             else:
                 lat, lon = HOME[0] + 0.0002 * (step % 10), HOME[1] + 0.0001 * (step % 7)
-            lines.append({"device": serial, "type": "gps", "time": _z(t), "lat": lat, "lon": lon,
-                          "accuracy_m": 6.0, "source": "gnss", "seq": step})
+            lines.append(
+                {
+                    "device": serial,
+                    "type": "gps",
+                    "time": _z(t),
+                    "lat": lat,
+                    "lon": lon,
+                    "accuracy_m": 6.0,
+                    "source": "gnss",
+                    "seq": step,
+                }
+            )
         step += 1
         t += dt.timedelta(minutes=1)
-    lines.append({"device": serial, "type": "status", "time": _z(start + dt.timedelta(minutes=30)),
-                  "strap": "open", "seq": 100_000})
+    lines.append(
+        {
+            "device": serial,
+            "type": "status",
+            "time": _z(start + dt.timedelta(minutes=30)),
+            "strap": "open",
+            "seq": 100_000,
+        }
+    )
     return "\n".join(json.dumps(line) for line in lines).encode()
 
 
@@ -323,42 +384,81 @@ def seeded(server_sessions: sessionmaker[Session], server_settings: Settings) ->
         seed_reference_data(session)
         for username, roles, team, unit, force in USERS:
             create_user(
-                session, username=username, roles=roles, display_name=username.capitalize(),
-                password=password_of(username), team_name=team, delivery_unit_code=unit,
-                region_code="LDN" if unit else None, force_code=force,
+                session,
+                username=username,
+                roles=roles,
+                display_name=username.capitalize(),
+                password=password_of(username),
+                team_name=team,
+                delivery_unit_code=unit,
+                region_code="LDN" if unit else None,
+                force_code=force,
             )
     with unit_of_work(server_sessions) as session:
         # A case without an order is in nobody's caseload yet: a national clerk records it.
         clerk = Principal(
-            user_id=None, username="clerk", display_name="Clerk", roles=frozenset({"probation_manager"}),
+            user_id=None,
+            username="clerk",
+            display_name="Clerk",
+            roles=frozenset({"probation_manager"}),
             permissions=permissions_for(["probation_manager"]),
         )
         officer = other_officer = clerk
-        person = cases.create_person(session, officer, _person("Seán", "O'Neil-Smith", "1990-03-27", "X123456", "0123456")).person
-        plain = cases.create_person(session, officer, _person("Zoë", "Ward", "1985-11-02", "X654321", "0654321")).person
+        person = cases.create_person(
+            session, officer, _person("Seán", "O'Neil-Smith", "1990-03-27", "X123456", "0123456")
+        ).person
+        plain = cases.create_person(
+            session, officer, _person("Zoë", "Ward", "1985-11-02", "X654321", "0654321")
+        ).person
         cases.create_order(session, clerk, plain.ref, {**_order("officer1", now), "conditions": []})
-        other = cases.create_person(session, other_officer, _person("Adam", "Brown", "1979-01-15", "Y111111", "0111111")).person
-        order = cases.create_order(session, officer, person.ref, {**_order("officer1", now), "reason": "licence conditions"})
+        other = cases.create_person(
+            session, other_officer, _person("Adam", "Brown", "1979-01-15", "Y111111", "0111111")
+        ).person
+        order = cases.create_order(
+            session,
+            officer,
+            person.ref,
+            {**_order("officer1", now), "reason": "licence conditions"},
+        )
         other_order = cases.create_order(session, other_officer, other.ref, _order("officer5", now))
         session.flush()
-        _activate_and_fit(session, officer, order.ref, "GPS-0001", trail_start - dt.timedelta(minutes=5))
+        _activate_and_fit(
+            session, officer, order.ref, "GPS-0001", trail_start - dt.timedelta(minutes=5)
+        )
         _activate_and_fit(session, other_officer, other_order.ref, "GPS-0002", trail_start)
         ids = (person.id, person.ref, plain.id, other.id)
     with unit_of_work(server_sessions) as session:
-        ingest(session, items_from_body(_feed("GPS-0001", trail_start, now)), channel="http",
-               origin="test", settings=server_settings, received_at=now)
+        ingest(
+            session,
+            items_from_body(_feed("GPS-0001", trail_start, now)),
+            channel="http",
+            origin="test",
+            settings=server_settings,
+            received_at=now,
+        )
     with unit_of_work(server_sessions) as session:
         # Alerts nobody acknowledged in time are escalated to the delivery unit's managers.
         alerts.escalate_due(session, settings=server_settings, now=now + dt.timedelta(hours=2))
     with unit_of_work(server_sessions) as session:
-        found = list(session.scalars(select(Alert).where(Alert.person_id == ids[0]).order_by(Alert.id)))
+        found = list(
+            session.scalars(select(Alert).where(Alert.person_id == ids[0]).order_by(Alert.id))
+        )
     assert found, "the seeded trail raised no alert"
     tamper = [a.id for a in found if a.needs_tamper_review and a.status == "open"]
     plain_open = [a.id for a in found if not a.needs_tamper_review and a.status == "open"]
-    assert len(plain_open) >= 2, f"too few open alerts: {[(a.violation_type, a.status) for a in found]}"
+    assert len(plain_open) >= 2, (
+        f"too few open alerts: {[(a.violation_type, a.status) for a in found]}"
+    )
     assert tamper, f"no tamper alert among {[a.violation_type for a in found]}"
     return Seeded(
-        person_id=ids[0], person_ref=ids[1], person_name="Seán O'Neil-Smith", other_person_id=ids[3],
-        plain_person_id=ids[2], alert_ids=[a.id for a in found], open_alert_ids=plain_open, tamper_alert_id=tamper[0],
-        trail_start=trail_start, trail_end=now,
+        person_id=ids[0],
+        person_ref=ids[1],
+        person_name="Seán O'Neil-Smith",
+        other_person_id=ids[3],
+        plain_person_id=ids[2],
+        alert_ids=[a.id for a in found],
+        open_alert_ids=plain_open,
+        tamper_alert_id=tamper[0],
+        trail_start=trail_start,
+        trail_end=now,
     )

@@ -13,7 +13,11 @@ from tagwatch.telemetry.sources import items_from_body
 
 
 def test_live_map_shows_positions_and_updates_within_seconds(
-    page: Any, sign_in: Any, seeded: Any, assert_accessible: Any, server_sessions: Any,
+    page: Any,
+    sign_in: Any,
+    seeded: Any,
+    assert_accessible: Any,
+    server_sessions: Any,
     server_settings: Any,
 ) -> None:
     sign_in(page, "officer1", "officer1-test-password")
@@ -31,11 +35,25 @@ def test_live_map_shows_positions_and_updates_within_seconds(
     seen_before = cell.inner_text()
 
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    fix = {"device": "GPS-0001", "type": "gps", "time": now.isoformat().replace("+00:00", "Z"),
-           "lat": 51.5401, "lon": -0.1031, "accuracy_m": 5.0, "source": "gnss", "seq": 900_000}
+    fix = {
+        "device": "GPS-0001",
+        "type": "gps",
+        "time": now.isoformat().replace("+00:00", "Z"),
+        "lat": 51.5401,
+        "lon": -0.1031,
+        "accuracy_m": 5.0,
+        "source": "gnss",
+        "seq": 900_000,
+    }
     with unit_of_work(server_sessions) as session:
-        ingest(session, items_from_body(json.dumps(fix).encode()), channel="http", origin="test",
-               settings=server_settings, received_at=now)
+        ingest(
+            session,
+            items_from_body(json.dumps(fix).encode()),
+            channel="http",
+            origin="test",
+            settings=server_settings,
+            received_at=now,
+        )
     deadline = time.monotonic() + 10
     while cell.inner_text() == seen_before:
         assert time.monotonic() < deadline, "the new position was not pushed"

@@ -12,7 +12,10 @@ def test_manager_sees_the_units_caseload_and_escalated_alerts(
     page: Any, sign_in: Any, seeded: Any, assert_accessible: Any
 ) -> None:
     sign_in(page, *MANAGER)
-    nav = [t.strip() for t in page.locator("#navigation a.govuk-service-navigation__link").all_inner_texts()]
+    nav = [
+        t.strip()
+        for t in page.locator("#navigation a.govuk-service-navigation__link").all_inner_texts()
+    ]
     assert nav == ["Caseload", "Alerts", "Live map", "New order"]
     page.goto("/caseload")
     assert page.get_by_role("heading", level=1).inner_text() == "Delivery unit caseload"
@@ -37,7 +40,9 @@ def test_manager_reviews_a_tamper_alert_before_the_outcome(
     assert "Select what the review found" in page.locator(".govuk-error-summary").inner_text()
     assert_accessible(page)
     page.get_by_label("Device fault").check()
-    page.get_by_label("Evidence considered").fill("Strap batch B1 has a known fault; body contact stayed ok.")
+    page.get_by_label("Evidence considered").fill(
+        "Strap batch B1 has a known fault; body contact stayed ok."
+    )
     page.get_by_role("button", name="Record tamper review").click()
     assert "Device fault" in page.locator(".govuk-inset-text").inner_text()
     # A device fault bars enforcement: only "no action" is offered.
@@ -50,10 +55,18 @@ def test_police_officer_is_refused_trails_and_browsing_people(
 ) -> None:
     sign_in(page, *POLICE)
     assert page.locator("#navigation a").count() == 0
-    for url in (f"/people/{seeded.person_id}/trail", f"/people/{seeded.person_id}", "/caseload", "/live"):
+    for url in (
+        f"/people/{seeded.person_id}/trail",
+        f"/people/{seeded.person_id}",
+        "/caseload",
+        "/live",
+    ):
         response = page.goto(url)
         assert response.status == 403, url
-        assert page.get_by_role("heading", level=1).inner_text() == "You do not have access to this page"
+        assert (
+            page.get_by_role("heading", level=1).inner_text()
+            == "You do not have access to this page"
+        )
     assert "location data request" in page.content()
     assert_accessible(page)
     response = page.goto(f"/people/{seeded.person_id}/trail/export.csv")

@@ -15,8 +15,12 @@ def _call(page: Any, module: str, expression: str) -> Any:
 
 
 def test_trail_is_split_where_fixes_are_more_than_ten_minutes_apart(page: Any) -> None:
-    points = [[0, 51.5, -0.1, 5], [MINUTE, 51.5, -0.1, 5], [12 * MINUTE, 51.6, -0.1, 5],
-              [22 * MINUTE, 51.7, -0.1, 5]]
+    points = [
+        [0, 51.5, -0.1, 5],
+        [MINUTE, 51.5, -0.1, 5],
+        [12 * MINUTE, 51.6, -0.1, 5],
+        [22 * MINUTE, 51.7, -0.1, 5],
+    ]
     runs = _call(page, "trail-player.js", f"m.splitAtGaps({points}, {10 * MINUTE})")
     assert [len(run) for run in runs] == [2, 2]
 
@@ -31,7 +35,9 @@ def test_position_is_interpolated_within_a_run_and_absent_in_a_gap(page: Any) ->
     assert _call(page, "trail-player.js", f"m.positionAt({points}, {15 * MINUTE}, {gap})") is None
     assert _call(page, "trail-player.js", f"m.positionAt({points}, -1, {gap})") is None
     assert _call(page, "trail-player.js", f"m.positionAt({points}, {30 * MINUTE}, {gap})") == [
-        52.0, -1.0, 5
+        52.0,
+        -1.0,
+        5,
     ]
 
 

@@ -21,7 +21,9 @@ def test_form_errors_link_to_their_fields_and_a_drawn_zone_creates_the_order(
     page.get_by_label("Type of order").select_option("community_order")
     page.get_by_label("Probation region").select_option("LDN")
     page.get_by_label("Probation delivery unit").select_option("LDN-CAMISL")
-    page.get_by_label("Name of the notifying court, prison or office").fill("Highbury Corner Magistrates' Court")
+    page.get_by_label("Name of the notifying court, prison or office").fill(
+        "Highbury Corner Magistrates' Court"
+    )
     page.get_by_label("Monday curfew starts").fill("01:00")
     page.get_by_label("Monday curfew ends").fill("02:00")  # one hour: too short
     page.get_by_label("Exclusion zone").check()
@@ -61,7 +63,9 @@ def test_an_order_is_varied_with_a_reason_and_an_uploaded_zone_without_javascrip
         page.goto(f"/people/{seeded.person_id}")
         page.get_by_role("link", name="Vary this order").first.click()
         page.get_by_role("button", name="Save the changes").click()
-        assert "Enter why the order is changing" in page.locator(".govuk-error-summary").inner_text()
+        assert (
+            "Enter why the order is changing" in page.locator(".govuk-error-summary").inner_text()
+        )
         kml = tmp_path / "zone.kml"
         kml.write_text(
             '<kml xmlns="http://www.opengis.net/kml/2.2"><Placemark><Polygon><outerBoundaryIs>'
@@ -72,9 +76,14 @@ def test_an_order_is_varied_with_a_reason_and_an_uploaded_zone_without_javascrip
         page.get_by_label("Zone name").fill("Westminster")
         page.get_by_label("Or upload the zone (GeoJSON or KML)").set_input_files(str(kml))
         page.get_by_role("button", name="Save the changes").click()
-        assert page.locator(".govuk-error-summary").count() == 0, page.locator("main").inner_text()[:500]
+        assert page.locator(".govuk-error-summary").count() == 0, page.locator("main").inner_text()[
+            :500
+        ]
         assert "Westminster" in page.content()
-        assert "Court added an exclusion zone" in page.locator("table", has_text="Change history").first.inner_text()
+        assert (
+            "Court added an exclusion zone"
+            in page.locator("table", has_text="Change history").first.inner_text()
+        )
     finally:
         context.close()
 

@@ -21,12 +21,16 @@ def _audited(server_sessions: Any, action: str, username: str) -> list[AuditEntr
     with server_sessions() as session:
         return list(
             session.scalars(
-                select(AuditEntry).where(AuditEntry.action == action, AuditEntry.username == username)
+                select(AuditEntry).where(
+                    AuditEntry.action == action, AuditEntry.username == username
+                )
             )
         )
 
 
-def test_navigation_offers_only_what_a_practitioner_may_do(page: Any, sign_in: Any, seeded: Any) -> None:
+def test_navigation_offers_only_what_a_practitioner_may_do(
+    page: Any, sign_in: Any, seeded: Any
+) -> None:
     sign_in(page, "officer1", PASSWORD)
     items = page.locator("#navigation a.govuk-service-navigation__link").all_inner_texts()
     assert [i.strip() for i in items] == ["Caseload", "Alerts", "Live map"]
@@ -153,7 +157,9 @@ def test_acknowledge_an_alert_and_record_an_outcome(
     assert "Select what was decided" in summary.inner_text()
     assert_accessible(page)
     page.get_by_label("Warning").check()
-    page.get_by_role("textbox", name="Reason").fill("Spoke to him; he accepts he went into the zone.")
+    page.get_by_role("textbox", name="Reason").fill(
+        "Spoke to him; he accepts he went into the zone."
+    )
     page.get_by_role("button", name="Record outcome").click()
     assert "Resolved" in page.locator(".govuk-summary-list").inner_text()
     assert page.get_by_role("button", name="Record outcome").count() == 0

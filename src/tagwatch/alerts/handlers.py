@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 from tagwatch.alerts import service
 from tagwatch.compliance.events import ViolationsChanged
 from tagwatch.db.base import utcnow
-from tagwatch.settings import Settings
+from tagwatch.settings import settings_of
 
 
 def on_violations_changed(session: Session, event: ViolationsChanged) -> None:
@@ -15,8 +15,7 @@ def on_violations_changed(session: Session, event: ViolationsChanged) -> None:
         session,
         [*event.opened, *event.updated, *event.closed],
         evaluated_at=event.evaluated_at,
-        # Handlers receive no settings: read them now (never at import time).
-        settings=Settings(),
+        settings=settings_of(session),
         now=utcnow(),
     )
 

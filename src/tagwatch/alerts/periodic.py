@@ -8,19 +8,19 @@ from sqlalchemy.orm import Session
 
 from tagwatch.alerts import service
 from tagwatch.background import PeriodicTask
-from tagwatch.settings import Settings
+from tagwatch.settings import settings_of
 
 
 def deliver(session: Session, now: dt.datetime) -> object:
-    return service.deliver_due(session, settings=Settings(), now=now)
+    return service.deliver_due(session, settings=settings_of(session), now=now)
 
 
 def escalate(session: Session, now: dt.datetime) -> object:
-    return service.escalate_due(session, settings=Settings(), now=now)
+    return service.escalate_due(session, settings=settings_of(session), now=now)
 
 
 def awaiting_fitting(session: Session, now: dt.datetime) -> object:
-    return len(service.raise_fitting_overdue(session, settings=Settings(), now=now))
+    return len(service.raise_fitting_overdue(session, settings=settings_of(session), now=now))
 
 
 TASKS = [

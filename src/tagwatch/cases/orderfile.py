@@ -9,6 +9,7 @@ one load of what exists, one flush, then the events.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 from collections import defaultdict
 from collections.abc import Mapping
@@ -113,6 +114,7 @@ def _check_order(
     refdata: validation.RefData,
     device_serials: set[str],
     errors: Errors,
+    deferred_zones: list[tuple[str, object]],
 ) -> CheckedOrder | None:
     if not validation.is_object(raw, path, errors):
         return None
@@ -123,7 +125,9 @@ def _check_order(
         c
         for i, item in enumerate(validation.is_list(raw, "conditions", path, errors))
         if (
-            c := validation.condition(item, join(join(path, "conditions"), i), errors, address_refs)
+            c := validation.condition(
+                item, join(join(path, "conditions"), i), errors, address_refs, deferred_zones
+            )
         )
     ]
     allocations: list[dict[str, Any]] = []
@@ -213,6 +217,7 @@ def check_document(session: Session, document: object) -> Checked:
     identifiers: dict[tuple[str, str], str] = {}
     order_refs: dict[str, str] = {}
     today = validation.today()
+    deferred_zones: list[tuple[str, object]] = []
     for i, raw in enumerate(validation.is_list(document, "people", "", errors)):
         path = f"people[{i}]"
         if not validation.is_object(raw, path, errors):
@@ -244,7 +249,9 @@ def check_document(session: Session, document: object) -> Checked:
         orders: list[CheckedOrder] = []
         for j, item in enumerate(validation.is_list(raw, "orders", path, errors)):
             here = f"{path}.orders[{j}]"
-            order = _check_order(item, here, address_refs, known.refdata, all_serials, errors)
+            order = _check_order(
+                item, here, address_refs, known.refdata, all_serials, errors, deferred_zones
+            )
             if order is None:
                 continue
             order_ref = order.terms["ref"]
@@ -257,6 +264,7 @@ def check_document(session: Session, document: object) -> Checked:
             orders.append(order)
         if len(errors.items) == before and ref is not None:
             people.append(CheckedPerson(path, ref, details, addresses, orders))
+    validation.check_zones(deferred_zones, errors)
     if not errors:
         _check_allocation_overlaps(people, known, errors)
     if errors:
@@ -280,9 +288,7 @@ def _check_allocation_overlaps(people: list[CheckedPerson], known: _Known, error
                 )
     for serial, items in spans.items():
         items.sort(key=lambda s: s[0])
-        for (a_start, a_end, a_where), (b_start, b_end, b_where) in zip(
-            items, items[1:], strict=False
-        ):
+        for (a_start, a_end, a_where), (b_start, b_end, b_where) in itertools.pairwise(items):
             if validation.spans_overlap((a_start, a_end), (b_start, b_end)):
                 where = b_where if not b_where.startswith("order ") else a_where
                 other = a_where if where == b_where else b_where
@@ -349,13 +355,13 @@ def import_document(session: Session, document: object) -> ImportResult:
         if before is not None and before != person_document(person, orders=False):
             result.people_changed += 1
         orders = {o.ref: o for o in person.orders}
-        for data in incoming.orders:
-            order = orders.get(data.terms["ref"])
+        for checked_order in incoming.orders:
+            order = orders.get(checked_order.terms["ref"])
             if order is None:
-                order = _new_order(person, data, devices, now, new_allocations)
+                order = _new_order(person, checked_order, devices, now, new_allocations)
                 result.orders_added += 1
                 changed_orders.append(order)
-            elif _update_order(person, order, data, devices, now, new_allocations):
+            elif _update_order(person, order, checked_order, devices, now, new_allocations):
                 result.orders_changed += 1
                 changed_orders.append(order)
     session.flush()

@@ -44,7 +44,8 @@ def in_great_britain_xy(lon: ArrayLike, lat: ArrayLike) -> NDArray[np.bool_]:
     lat_a = np.atleast_1d(np.asarray(lat, dtype=np.float64))
     west, south, east, north = _GB_BOX
     inside = (lon_a >= west) & (lon_a <= east) & (lat_a >= south) & (lat_a <= north)
-    return inside & ~shapely.contains_xy(_NOT_GB, lon_a, lat_a)
+    in_gb: NDArray[np.bool_] = inside & ~shapely.contains_xy(_NOT_GB, lon_a, lat_a)
+    return in_gb
 
 
 def in_great_britain(lon: float, lat: float) -> bool:

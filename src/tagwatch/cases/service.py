@@ -313,8 +313,23 @@ def _conditions(person: Person, raw: Any, path: str, errors: Errors) -> list[dic
 def create_order(
     session: Session, principal: Principal, person_ref: str, raw: Mapping[str, Any]
 ) -> Order:
-    """A new draft order for a person in scope, with its conditions, as version 1."""
-    person = get_person(session, principal, person_ref)
+    """A new draft order for a person in scope, with its conditions, as version 1.
+
+    A person with no order yet is in nobody's caseload, so whoever may write orders can give
+    them their first (otherwise a practitioner could not take on a person they just created).
+    """
+    person = repository.person_by_ref(session, principal, person_ref)
+    if person is None:
+        unassigned = repository.person_by_ref(session, None, person_ref)
+        if (
+            unassigned is not None
+            and not unassigned.orders
+            and (principal.has("restricted:read") or not unassigned.restricted)
+            and principal.force_code is None
+        ):
+            person = unassigned
+    if person is None:
+        raise NotFound(f"no person {person_ref}")
     errors = Errors()
     ref = raw.get("ref") or _next_ref(session, Order.ref, "ORD", Order.__table__)
     terms = _order_terms(

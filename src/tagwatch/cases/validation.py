@@ -217,7 +217,7 @@ def name(raw: object, path: str, errors: Errors) -> dict[str, Any] | None:
         return None
     assert isinstance(raw, Mapping)
     before = len(errors.items)
-    out = {
+    out: dict[str, Any] = {
         "kind": code(raw, "kind", NAME_KINDS, path, errors),
         "given": text(raw, "given", path, errors, max_len=120),
         "family": text(raw, "family", path, errors, max_len=120),
@@ -408,7 +408,8 @@ def periods(raw: object, path: str, errors: Errors, *, curfew: bool) -> list[dic
     parsed, problems = timetable.parse_periods(raw)
     for p in problems:
         errors.add(
-            join(join(path, p.index), p.field) if p.field else join(path, p.index or 0), p.reason
+            join(join(path, p.index or 0), p.field) if p.field else join(path, p.index or 0),
+            p.reason,
         )
     if problems:
         return None
@@ -431,7 +432,11 @@ def release_day(raw: object, path: str, errors: Errors) -> dict[str, str] | None
             timetable.parse_clock(raw.get(key))
         except ValueError as exc:
             errors.add(join(path, key), str(exc))
-    return {"date": raw.get("date"), "start": raw.get("start"), "end": raw.get("end")}
+    return {
+        "date": str(raw.get("date")),
+        "start": str(raw.get("start")),
+        "end": str(raw.get("end")),
+    }
 
 
 def safeguarding_check(raw: object, path: str, errors: Errors) -> dict[str, Any] | None:
@@ -439,7 +444,7 @@ def safeguarding_check(raw: object, path: str, errors: Errors) -> dict[str, Any]
         return None
     assert isinstance(raw, Mapping)
     before = len(errors.items)
-    out = {
+    out: dict[str, Any] = {
         "kind": code(raw, "kind", CHECK_KINDS, path, errors),
         "checked_by": text(raw, "checked_by", path, errors, max_len=120),
         "checked_at": time_field(raw, "checked_at", path, errors),
@@ -453,7 +458,7 @@ def appointment(raw: object, path: str, errors: Errors) -> dict[str, Any] | None
         return None
     assert isinstance(raw, Mapping)
     before = len(errors.items)
-    out = {
+    out: dict[str, Any] = {
         "name": text(raw, "name", path, errors),
         "lat": number(raw, "lat", path, errors),
         "lon": number(raw, "lon", path, errors),
@@ -477,9 +482,17 @@ def appointment(raw: object, path: str, errors: Errors) -> dict[str, Any] | None
 
 
 def condition(
-    raw: object, path: str, errors: Errors, address_refs: Sequence[str]
+    raw: object,
+    path: str,
+    errors: Errors,
+    address_refs: Sequence[str],
+    deferred_zones: list[tuple[str, object]] | None = None,
 ) -> dict[str, Any] | None:
-    """A condition normalised; `address_ref` is kept as the ref (resolved by the caller)."""
+    """A condition normalised; `address_ref` is kept as the ref (resolved by the caller).
+
+    With `deferred_zones`, zone geometry is listed there (path, geometry) for the caller to
+    check in one batch (`check_zones`) instead of one at a time.
+    """
     if not is_object(raw, path, errors):
         return None
     assert isinstance(raw, Mapping)
@@ -511,8 +524,11 @@ def condition(
     elif kind in ("exclusion_zone", "inclusion_zone"):
         out["name"] = text(raw, "name", path, errors)
         geometry = raw.get("geometry")
-        for key, reason in zones.zone_problems(geometry):
-            errors.add(join(join(path, "geometry"), key) if key else join(path, "geometry"), reason)
+        here = join(path, "geometry")
+        if deferred_zones is None:
+            check_zones([(here, geometry)], errors)
+        else:
+            deferred_zones.append((here, geometry))
         out["geometry"] = geometry
         if raw.get("schedule") is not None:
             out["schedule"] = periods(
@@ -525,6 +541,14 @@ def condition(
             if (a := appointment(item, join(join(path, "appointments"), i), errors))
         ]  # fmt: skip
     return out if len(errors.items) == before else None
+
+
+def check_zones(items: Sequence[tuple[str, object]], errors: Errors) -> None:
+    """Check zone geometries, given as (path, geometry), in one batch."""
+    found = zones.zone_problems_many([geometry for _path, geometry in items])
+    for (path, _geometry), problems in zip(items, found, strict=True):
+        for key, reason in problems:
+            errors.add(join(path, key) if key else path, reason)
 
 
 def curfew_activation_problems(checks: Sequence[Mapping[str, Any]]) -> str | None:
@@ -543,7 +567,7 @@ def device(raw: object, path: str, errors: Errors) -> dict[str, Any] | None:
         return None
     assert isinstance(raw, Mapping)
     before = len(errors.items)
-    out = {
+    out: dict[str, Any] = {
         "serial": text(raw, "serial", path, errors, max_len=60),
         "type": code(raw, "type", DEVICE_TYPES, path, errors),
         "model": text(raw, "model", path, errors, max_len=120),
@@ -557,7 +581,7 @@ def allocation(raw: object, path: str, errors: Errors) -> dict[str, Any] | None:
         return None
     assert isinstance(raw, Mapping)
     before = len(errors.items)
-    out = {
+    out: dict[str, Any] = {
         "device": text(raw, "device", path, errors, max_len=60),
         "fitted_at": time_field(raw, "fitted_at", path, errors),
         "removed_at": time_field(raw, "removed_at", path, errors, optional=True),

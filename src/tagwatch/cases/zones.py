@@ -5,7 +5,7 @@ Areas and distances are measured in metres on EPSG:27700 (OSTN15), never in degr
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -15,7 +15,7 @@ from shapely.geometry.base import BaseGeometry
 from shapely.validation import explain_validity
 
 from tagwatch.cases.postcodes import in_great_britain_xy
-from tagwatch.geo.projection import point_to_bng, to_bng
+from tagwatch.geo.projection import to_bng
 
 MIN_AREA_M2 = 10.0
 MAX_AREA_M2 = 2_500_000_000.0
@@ -23,24 +23,51 @@ MAX_AREA_M2 = 2_500_000_000.0
 CIRCLE_QUAD_SEGMENTS = 32
 
 
-def _project(coords: np.ndarray) -> np.ndarray:
+def zones_bng(geometries: Sequence[Mapping[str, Any]]) -> list[BaseGeometry]:
+    """Many zones on the national grid with one projection call (the per-call cost dominates)."""
+    if not geometries:
+        return []
+    wgs84 = np.array(
+        [Point(*g["coordinates"]) if g.get("type") == "Circle" else shape(g) for g in geometries],
+        dtype=object,
+    )
+    coords = shapely.get_coordinates(wgs84)
     easting, northing = to_bng(coords[:, 0], coords[:, 1])
-    return np.column_stack([easting, northing])
+    projected = shapely.set_coordinates(wgs84.copy(), np.column_stack([easting, northing]))
+    return [
+        geom.buffer(float(g["radius_m"]), quad_segs=CIRCLE_QUAD_SEGMENTS)
+        if g.get("type") == "Circle"
+        else geom
+        for g, geom in zip(geometries, projected, strict=True)
+    ]
 
 
 def zone_geometry_bng(geometry_json: Mapping[str, Any]) -> BaseGeometry:
     """The zone as a Shapely geometry in EPSG:27700 metres (a Circle becomes a buffered point)."""
-    if geometry_json.get("type") == "Circle":
-        lon, lat = geometry_json["coordinates"]
-        easting, northing = point_to_bng(float(lon), float(lat))
-        return Point(easting, northing).buffer(
-            float(geometry_json["radius_m"]), quad_segs=CIRCLE_QUAD_SEGMENTS
-        )
-    return shapely.transform(shape(geometry_json), _project)
+    return zones_bng([geometry_json])[0]
 
 
 def zone_problems(geometry_json: object) -> list[tuple[str | None, str]]:
     """Each (field, reason) that makes the zone unusable; empty when it is fine."""
+    return zone_problems_many([geometry_json])[0]
+
+
+def zone_problems_many(geometries: Sequence[object]) -> list[list[tuple[str | None, str]]]:
+    """`zone_problems` for many zones, projecting them all at once."""
+    problems = [_shape_problems(g) for g in geometries]
+    sound = [i for i, found in enumerate(problems) if not found]
+    projected = zones_bng([geometries[i] for i in sound])  # type: ignore[misc]
+    for i, geom in zip(sound, projected, strict=True):
+        field = "radius_m" if geometries[i]["type"] == "Circle" else None  # type: ignore[index]
+        if not np.isfinite(shapely.get_coordinates(geom)).all():
+            problems[i] = [("coordinates", "the zone must lie within Great Britain")]
+        else:
+            problems[i] = [(field, reason) for _f, reason in _area_problems(geom.area)]
+    return problems
+
+
+def _shape_problems(geometry_json: object) -> list[tuple[str | None, str]]:
+    """What is wrong with the zone's form and place, before measuring it."""
     if not isinstance(geometry_json, Mapping):
         return [(None, "must be a GeoJSON Polygon, MultiPolygon or a Circle")]
     kind = geometry_json.get("type")
@@ -61,10 +88,7 @@ def zone_problems(geometry_json: object) -> list[tuple[str | None, str]]:
         return [("coordinates", f"not a valid {kind}: {explain_validity(wgs84)}")]
     if not in_great_britain_xy(coords[:, 0], coords[:, 1]).all():
         return [("coordinates", "the zone must lie within Great Britain")]
-    projected = zone_geometry_bng(geometry_json)
-    if not np.isfinite(shapely.get_coordinates(projected)).all():
-        return [("coordinates", "the zone must lie within Great Britain")]
-    return _area_problems(projected.area)
+    return []
 
 
 def _circle_problems(geometry_json: Mapping[str, Any]) -> list[tuple[str | None, str]]:
@@ -79,7 +103,7 @@ def _circle_problems(geometry_json: Mapping[str, Any]) -> list[tuple[str | None,
         problems.append(("coordinates", "a Circle's centre is [lon, lat]"))
     elif not in_great_britain_xy([coords[0]], [coords[1]])[0]:
         problems.append(("coordinates", "the centre must lie within Great Britain"))
-    if not _is_number(radius) or not float(radius) > 0 or not np.isfinite(float(radius)):
+    if not isinstance(radius, int | float) or isinstance(radius, bool) or not 0 < radius < np.inf:
         problems.append(("radius_m", "must be a positive number of metres"))
     if problems:
         return problems

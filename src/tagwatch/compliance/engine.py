@@ -351,7 +351,7 @@ class _Target:
 
 def _signed_distances(
     targets: Sequence[_Target],
-    owner: I64,
+    counts: I64,
     x: F64,
     y: F64,
     accuracy: F64,
@@ -359,77 +359,74 @@ def _signed_distances(
 ) -> F64:
     """Distance from the boundary per (target, fix) pair, positive on the breach side.
 
-    Circles are exact in NumPy. Polygons are screened by their bounding box first: a fix
-    whose accuracy circle plus margin lies outside the box is clear of the polygon without
-    an exact test, so only fixes near or inside a polygon reach the vectorised Shapely calls.
-    Screened fixes get the box distance, a bound that classifies them the same way.
+    Pairs come target by target, curfew circles first (`counts` pairs per target), so each
+    kind is one contiguous slice and per-target values spread with `np.repeat`. Circles are
+    exact in NumPy. Polygons are screened by their bounding box first: a fix whose accuracy
+    circle plus margin lies outside the box is clear of the polygon without an exact test,
+    and so is one deep inside a disk known to lie within it; only the rest reach the
+    vectorised Shapely calls. Screened fixes get a bound that classifies them the same way.
     """
-    n = owner.shape[0]
+    n = int(counts.sum())
     d = np.empty(n, np.float64)
-    is_circle = np.array([t.geometry is None for t in targets], np.bool_)
-    circle_pair = is_circle[owner]
-    if circle_pair.any():
-        centres = np.array([t.centre for t in targets], np.float64).reshape(-1, 2)
-        own = owner[circle_pair]
-        d[circle_pair] = (
-            np.hypot(x[circle_pair] - centres[own, 0], y[circle_pair] - centres[own, 1])
-            - params.curfew_radius_m
-        )
-    poly_pair = np.flatnonzero(~circle_pair)
-    if poly_pair.shape[0] == 0:
+    circles = sum(1 for t in targets if t.geometry is None)
+    split = int(counts[:circles].sum())
+    if split:
+        centres = np.array([t.centre for t in targets[:circles]], np.float64)
+        dx = x[:split] - np.repeat(centres[:, 0], counts[:circles])
+        dy = y[:split] - np.repeat(centres[:, 1], counts[:circles])
+        d[:split] = np.sqrt(dx * dx + dy * dy) - params.curfew_radius_m
+    if split == n:
         return d
-    geoms = np.array([t.geometry for t in targets], dtype=object)
-    poly_targets = np.flatnonzero(~is_circle)
-    bounds = np.zeros((len(targets), 4), np.float64)
-    bounds[poly_targets] = shapely.bounds(geoms[poly_targets])
-    own = owner[poly_pair]
-    px, py = x[poly_pair], y[poly_pair]
-    dx = np.maximum(np.maximum(bounds[own, 0] - px, px - bounds[own, 2]), 0.0)
-    dy = np.maximum(np.maximum(bounds[own, 1] - py, py - bounds[own, 3]), 0.0)
-    box = np.hypot(dx, dy)
-    need = accuracy[poly_pair] + params.exit_margin_m
-    screened = box > need
-    inside = np.zeros(poly_pair.shape[0], np.bool_)
-    dist = box
+    polygons = targets[circles:]
+    per = counts[circles:]
+    geoms = np.array([t.geometry for t in polygons], dtype=object)
+    bounds = shapely.bounds(geoms)
+    px, py = x[split:], y[split:]
+    dx = np.maximum(
+        np.maximum(np.repeat(bounds[:, 0], per) - px, px - np.repeat(bounds[:, 2], per)), 0.0
+    )
+    dy = np.maximum(
+        np.maximum(np.repeat(bounds[:, 1], per) - py, py - np.repeat(bounds[:, 3], per)), 0.0
+    )
+    dist = np.sqrt(dx * dx + dy * dy)
+    need = accuracy[split:] + params.exit_margin_m
+    screened = dist > need
+    inside = np.zeros(n - split, np.bool_)
     # Inside, a disk known to lie within the polygon bounds the distance to its boundary
     # from below: fixes deep inside it need no exact test either.
-    cx, cy, inner = _inner_disks(geoms, poly_targets, len(targets))
-    rho = np.hypot(px - cx[own], py - cy[own])
-    deep = ~screened & (inner[own] - rho > need)
+    cx, cy, inner = _inner_disks(geoms)
+    rx = px - np.repeat(cx, per)
+    ry = py - np.repeat(cy, per)
+    depth = np.repeat(inner, per) - np.sqrt(rx * rx + ry * ry)
+    deep = ~screened & (depth > need)
     inside[deep] = True
-    dist[deep] = (inner[own] - rho)[deep]
+    dist[deep] = depth[deep]
     screened |= deep
     exact = np.flatnonzero(~screened)
     if exact.shape[0]:
-        shapely.prepare(geoms[poly_targets])
-        eg = geoms[own[exact]]
-        inside[exact] = shapely.contains_xy(eg, px[exact], py[exact])
-        boundaries = np.empty(len(targets), dtype=object)
-        boundaries[poly_targets] = shapely.boundary(geoms[poly_targets])
-        dist[exact] = shapely.distance(boundaries[own[exact]], shapely.points(px[exact], py[exact]))
-    signed_inside = np.where(inside, dist, -dist)
-    exclusion = np.array([t.rule_id == "zone.exclusion.entry" for t in targets], np.bool_)
-    d[poly_pair] = np.where(exclusion[own], signed_inside, -signed_inside)
+        own = np.repeat(np.arange(len(polygons), dtype=np.int64), per)[exact]
+        shapely.prepare(geoms)
+        inside[exact] = shapely.contains_xy(geoms[own], px[exact], py[exact])
+        boundaries = shapely.boundary(geoms)
+        dist[exact] = shapely.distance(boundaries[own], shapely.points(px[exact], py[exact]))
+    exclusion = np.array([t.rule_id == "zone.exclusion.entry" for t in polygons], np.bool_)
+    breach_inside = np.repeat(exclusion, per)
+    d[split:] = np.where(inside == breach_inside, dist, -dist)
     return d
 
 
-def _inner_disks(geoms: NDArray[np.object_], poly_targets: I64, count: int) -> tuple[F64, F64, F64]:
+def _inner_disks(geoms: NDArray[np.object_]) -> tuple[F64, F64, F64]:
     """Per polygon a disk inside it: centred on a point on its surface, up to its boundary."""
-    cx = np.zeros(count, np.float64)
-    cy = np.zeros(count, np.float64)
-    radius = np.full(count, -np.inf)
-    if poly_targets.shape[0]:
-        centres = shapely.point_on_surface(geoms[poly_targets])
-        cx[poly_targets] = shapely.get_x(centres)
-        cy[poly_targets] = shapely.get_y(centres)
-        radius[poly_targets] = shapely.distance(shapely.boundary(geoms[poly_targets]), centres)
-    return cx, cy, radius
+    centres = shapely.point_on_surface(geoms)
+    radius = shapely.distance(shapely.boundary(geoms), centres)
+    return shapely.get_x(centres), shapely.get_y(centres), np.asarray(radius, np.float64)
 
 
-def _pairs(fixes: Fixes, targets: Sequence[_Target], allocation_ids: I64) -> tuple[I64, I64]:
-    """(target index, fix index) for every fix of every target's allocation."""
+def _pairs(fixes: Fixes, targets: Sequence[_Target], allocation_ids: I64) -> tuple[I64, I64, I64]:
+    """(target index, fix index) for every fix of every target's allocation, and the count
+    of pairs per target."""
     if not targets:
-        return _empty_i64(), _empty_i64()
+        return _empty_i64(), _empty_i64(), _empty_i64()
     alloc = allocation_ids[np.array([t.slot for t in targets], np.int64)]
     lo = np.searchsorted(fixes.allocation_id, alloc, "left")
     hi = np.searchsorted(fixes.allocation_id, alloc, "right")
@@ -438,7 +435,7 @@ def _pairs(fixes: Fixes, targets: Sequence[_Target], allocation_ids: I64) -> tup
     owner = np.repeat(np.arange(len(targets), dtype=np.int64), counts)
     offsets = np.cumsum(counts) - counts
     fix_index = np.arange(total, dtype=np.int64) - np.repeat(offsets - lo, counts)
-    return owner, fix_index
+    return owner, fix_index, counts
 
 
 def _active_membership(
@@ -500,10 +497,12 @@ def _geofence_findings(
     if not targets or len(fixes) == 0:
         return [], presence
     allocation_ids = np.array([a.allocation_id for a in allocations], np.int64)
-    owner, fix_index = _pairs(fixes, targets, allocation_ids)
+    # Curfew circles first: each kind of target is then one contiguous run of pairs.
+    targets.sort(key=lambda target: target.geometry is not None)
+    owner, fix_index, counts = _pairs(fixes, targets, allocation_ids)
     t = fixes.t_ms[fix_index]
     accuracy = fixes.accuracy_m[fix_index]
-    d = _signed_distances(targets, owner, fixes.x[fix_index], fixes.y[fix_index], accuracy, params)
+    d = _signed_distances(targets, counts, fixes.x[fix_index], fixes.y[fix_index], accuracy, params)
     bounds = np.searchsorted(owner, np.arange(len(targets) + 1))
     for index, target in enumerate(targets):
         if target.geometry is None:

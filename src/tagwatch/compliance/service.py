@@ -299,23 +299,6 @@ def standing(session: Session, allocation_id: int) -> list[Violation]:
     return repository.standing_violations(session, allocation_id)
 
 
-def as_rows(violations: Sequence[Violation]) -> list[tuple[object, ...]]:
-    """A comparable form of stored violations (tests and the evaluate command use it)."""
-    return sorted(
-        (
-            v.rule_id,
-            v.condition_key,
-            to_ms(v.start),
-            None if v.end is None else to_ms(v.end),
-            v.status,
-            v.rule_version,
-            tuple(v.evidence_fixes),
-            tuple(v.evidence_events),
-        )
-        for v in violations
-    )
-
-
 # --- clock-fired rules ----------------------------------------------------------------------
 
 

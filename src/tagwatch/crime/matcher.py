@@ -11,11 +11,13 @@ milliseconds. The semantics are those of docs/crime-mapping.md:
 * an owner matches a crime when the clipped track comes within `radius_m` of the crime
   (inclusive), in the plane.
 
-Speed comes from an index over the track, not the crimes' count: every segment (long ones cut
-into pieces no longer than the piece length, for indexing only) is filed under the grid cell of
-its midpoint and sorted by (cell, start time). A crime then reads the 3 x 3 cells around it and,
+Speed comes from an index over the track: every segment (long ones also by pieces no longer
+than the piece length, for indexing only) is filed under the grid cell of its midpoint and
+sorted by (cell, start time), after a dense (cell, quarter-hour) mask of where and when any
+crime could be met has dropped the rest. A crime then reads the 3 x 3 cells around it and,
 within each, the segments starting in [window start - max gap, window end] with two binary
-searches. The exact geometry runs vectorised over the candidate (crime, segment) pairs.
+searches. The exact geometry runs vectorised over the candidate (crime, segment) pairs. With
+few crimes over a long period, only the fixes within reach of a window are read at all.
 """
 
 from __future__ import annotations

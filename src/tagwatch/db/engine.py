@@ -42,8 +42,10 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
     return engine
 
 
-def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine, expire_on_commit=False)
+def make_sessionmaker(engine: Engine, settings: object | None = None) -> sessionmaker[Session]:
+    """Sessions carry the settings they were made under (see `tagwatch.settings.settings_of`),
+    so event handlers and periodic tasks use the app's settings, not the environment's."""
+    return sessionmaker(bind=engine, expire_on_commit=False, info={"settings": settings})
 
 
 @contextmanager

@@ -1,0 +1,1 @@
+"""Synthetic cohorts and device feeds: see docs/simulator.md."""

@@ -47,37 +47,28 @@ def _scenario_path(out: Path) -> Path:
     return out.with_name(f"{name}.scenario.ndjson")
 
 
-def _with_progress(
-    records: Iterator[dict[str, Any]], total_days: float, label: str
-) -> Iterator[dict[str, Any]]:
-    from rich.progress import Progress
-
-    from tagwatch.telemetry.feed import parse_time_ms
-
-    with Progress(transient=False) as progress:
-        task = progress.add_task(label, total=1.0)
-        first: int | None = None
-        for count, record in enumerate(records):
-            if count % 50_000 == 0:
-                t = parse_time_ms(record["time"])
-                first = t if first is None else first
-                progress.update(task, completed=min(1.0, (t - first) / (total_days * 86_400_000)))
-            yield record
-        progress.update(task, completed=1.0)
-
-
 def _feed_to(
     cohort: dict[str, Any], start: dt.datetime, days: float, seed: int, out: Path, csv: bool
 ) -> int:
-    from tagwatch.simulate.devices import simulate_feed
+    from rich.progress import Progress
+
+    from tagwatch.simulate.devices import life_days, simulate_blocks
+    from tagwatch.simulate.wearers import wearers
     from tagwatch.simulate.writers import write_gps_csv, write_ndjson
 
+    total = len(wearers(cohort)) * len(life_days(start, days))
     scenario = _ScenarioFile(_scenario_path(out))
     try:
-        records = _with_progress(
-            simulate_feed(cohort, start, days, seed, scenario), days, "Simulating"
-        )
-        return write_gps_csv(records, out) if csv else write_ndjson(records, out)
+        with Progress() as progress:
+            task = progress.add_task("Wearer-days simulated", total=total)
+
+            def records() -> Iterator[dict[str, Any]]:
+                for _, block in simulate_blocks(cohort, start, days, seed, scenario):
+                    for _, record in block:
+                        yield record
+                    progress.advance(task)
+
+            return write_gps_csv(records(), out) if csv else write_ndjson(records(), out)
     finally:
         scenario.close()
 

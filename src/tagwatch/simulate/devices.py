@@ -89,15 +89,12 @@ def simulate_blocks(
     """Per wearer-day: the day, and its (upload time in epoch seconds, record) pairs."""
     if start.tzinfo is None:
         raise ValueError("start must carry a time zone (UTC)")
-    t0 = start.timestamp()
-    t1 = t0 + days * 86_400
+    t0 = float(math.ceil(start.timestamp()))  # records carry whole seconds
+    t1 = start.timestamp() + days * 86_400
     people = wearers(cohort)
     lives: dict[int, Life] = {}
     state = _State()
-    day = local_date(t0)
-    if day_start(day) > t0:
-        day -= dt.timedelta(days=1)
-    while day_start(day) < t1:
+    for day in life_days(start, days):
         for wearer in people:
             life = lives.get(wearer.index)
             if life is None:
@@ -105,7 +102,20 @@ def simulate_blocks(
             block = _wearer_day(wearer, life, day, t0, t1, seed, state, scenario)
             if block:
                 yield day, block
+
+
+def life_days(start: dt.datetime, days: float) -> list[dt.date]:
+    """The simulated days (04:00 to 04:00 UK time) that overlap the run."""
+    t0 = start.timestamp()
+    t1 = t0 + days * 86_400
+    day = local_date(t0)
+    if day_start(day) > t0:
+        day -= dt.timedelta(days=1)
+    out = []
+    while day_start(day) < t1:
+        out.append(day)
         day += dt.timedelta(days=1)
+    return out
 
 
 class _Day:
@@ -117,8 +127,10 @@ class _Day:
         rng: np.random.Generator,
         fix_rng: np.random.Generator,
         scenario: Scenario | None,
+        window: tuple[float, float],
     ) -> None:
         self.wearer, self.rng, self.fix_rng, self.scenario = wearer, rng, fix_rng, scenario
+        self.window = window
         self.records: list[tuple[float, float, dict[str, Any]]] = []  # (time, upload, record)
         self.gaps: dict[str, list[tuple[float, float]]] = {}
 
@@ -138,7 +150,9 @@ class _Day:
             )
 
     def add(self, device: str, kind: str, t: float, **fields: Any) -> None:
-        t = float(round(t))
+        t = float(math.floor(t))
+        if not self.window[0] <= t < self.window[1]:
+            return  # an event's sequel (strap closed, power back) after the run ends
         record = {"device": device, "type": kind, "time": iso(t), **fields}
         self.records.append((t, self.upload(device, t), record))
 
@@ -172,7 +186,7 @@ def _wearer_day(
         return []
     rng = np.random.default_rng([seed, 4, wearer.index, day.toordinal()])
     fix_rng = np.random.default_rng([seed, 5, wearer.index, day.toordinal()])
-    out = _Day(wearer, rng, fix_rng, scenario)
+    out = _Day(wearer, rng, fix_rng, scenario, (a, b))
     _log_curfew(out, plan, a, b)
     if wearer.gps:
         _gps_tag(out, wearer.gps, wearer, life, plan, a, b, state)
@@ -292,8 +306,7 @@ def _gps_tag(
 
     uploads = out.uploads(serial, t)
     times = _isos(t.astype(np.int64))
-    records = out.records
-    for ts, up, time, la, lo, acc, src in zip(
+    columns = zip(
         t.tolist(),
         uploads.tolist(),
         times,
@@ -302,8 +315,9 @@ def _gps_tag(
         accuracy.tolist(),
         SOURCES[source].tolist(),
         strict=True,
-    ):
-        records.append(
+    )
+    out.records.extend(
+        [
             (
                 ts,
                 up,
@@ -317,7 +331,9 @@ def _gps_tag(
                     "source": src,
                 },
             )
-        )
+            for ts, up, time, la, lo, acc, src in columns
+        ]
+    )
     _tampers(out, serial, wearer, plan, a, b)
 
 

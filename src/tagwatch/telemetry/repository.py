@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import bindparam, func, insert, or_, select, text, update
+from sqlalchemy import column as sql_column
+from sqlalchemy import table as sql_table
 from sqlalchemy.orm import Session
 
 from tagwatch.cases.models import Allocation, Device
@@ -397,36 +399,57 @@ def insert_or_ignore(session: Session, table_name: str, rows: list[tuple[Any, ..
     if not rows:
         return 0
     connection = session.connection()
-    sql = _insert_or_ignore_sql(connection.dialect.name, table_name)
-    dbapi = connection.connection.dbapi_connection
-    assert dbapi is not None
+    dbapi: Any = connection.connection.dbapi_connection
     cursor = dbapi.cursor()
     try:
-        cursor.executemany(sql, rows)
+        if connection.dialect.name == "postgresql":
+            return _copy_then_insert(cursor, table_name, rows)
+        cursor.executemany(_insert_or_ignore_sql("sqlite", table_name), rows)
         return int(cursor.rowcount)
     finally:
         cursor.close()
 
 
+def _copy_then_insert(cursor: Any, table_name: str, rows: list[tuple[Any, ...]]) -> int:
+    """PostgreSQL: COPY the rows into a temporary table, then insert-or-ignore from it in one
+    statement (several times faster than a statement per row)."""
+    columns = FIX_COLUMNS if table_name == "gps_fix" else EVENT_COLUMNS
+    incoming = f"incoming_{table_name}"
+    names = ", ".join(columns)
+    # Created from a query, it has the columns' types but none of their constraints.
+    cursor.execute(
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS {incoming} ON COMMIT DELETE ROWS"
+        f" AS SELECT {names} FROM {table_name} WITH NO DATA"
+    )
+    cursor.execute(f"TRUNCATE {incoming}")
+    with cursor.copy(f"COPY {incoming} ({names}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+    cursor.execute(_insert_or_ignore_sql("postgresql", table_name))
+    return int(cursor.rowcount)
+
+
 @cache
 def _insert_or_ignore_sql(dialect_name: str, table_name: str) -> str:
     """`INSERT .. ON CONFLICT (dedupe_key) DO NOTHING` from the dialect's insert construct,
-    rendered once with positional parameters."""
+    rendered once: with positional parameters on SQLite, from the COPY table on PostgreSQL."""
     table = _TABLES[table_name]
-    columns = FIX_COLUMNS if table_name == "gps_fix" else EVENT_COLUMNS
+    columns = list(FIX_COLUMNS if table_name == "gps_fix" else EVENT_COLUMNS)
     if dialect_name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        from sqlalchemy.dialects.postgresql.psycopg import dialect as pg_dialect
+        from sqlalchemy.dialects.postgresql import dialect as pg_dialect
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        dialect: Any = pg_dialect(paramstyle="format")  # type: ignore[no-untyped-call]
-    else:
-        from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
+        incoming = sql_table(f"incoming_{table_name}", *(sql_column(c) for c in columns))
+        statement = pg_insert(table).from_select(columns, select(incoming))
+        statement = statement.on_conflict_do_nothing(index_elements=["dedupe_key"])
+        return str(statement.compile(dialect=pg_dialect()))  # type: ignore[no-untyped-call]
 
-        dialect = sqlite_dialect(paramstyle="qmark")
-    statement = dialect_insert(table).inline().on_conflict_do_nothing(index_elements=["dedupe_key"])
-    compiled = statement.compile(dialect=dialect, column_keys=list(columns))
-    assert tuple(compiled.positiontup or ()) == columns, compiled.positiontup
+    from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    positional = sqlite_insert(table).inline().on_conflict_do_nothing(index_elements=["dedupe_key"])
+    compiled = positional.compile(dialect=sqlite_dialect(paramstyle="qmark"), column_keys=columns)
+    assert list(compiled.positiontup or ()) == columns, compiled.positiontup
     return str(compiled)
 
 
@@ -441,7 +464,7 @@ def keys_present(session: Session, table_name: str, keys: Sequence[str]) -> dict
     return found
 
 
-def lock_tracks(session: Session, serials: Sequence[str]) -> dict[str, TrackState]:
+def lock_tracks(session: Session, serials: Collection[str]) -> dict[str, TrackState]:
     """The speed-chain state of each device, locked for this transaction (PostgreSQL; SQLite
     holds the database write lock already). Devices lock in serial order: no deadlocks."""
     ordered = sorted(set(serials))

@@ -162,6 +162,11 @@ def ingest(
         )
     )
     windows = _Windows()
+    # Lock the devices first (in serial order): concurrent batches that share a device take
+    # turns, so their speed chains see each other and their inserts cannot deadlock.
+    states = repository.lock_tracks(
+        session, {f.device for f in fixes.values()} | {e.device for e in events.values()}
+    )
     new_fixes = _store_fixes(session, fixes, allocations, batch_id, now_ms, settings)
     new_events = _store_events(session, events, allocations, batch_id, now_ms)
     result.accepted = len(new_fixes) + len(new_events)
@@ -171,7 +176,7 @@ def ingest(
     for allocation_id, t_ms in new_events.values():
         windows.touch(allocation_id, t_ms)
 
-    speed_flagged = _judge_speed(session, fixes, new_fixes, windows, settings)
+    speed_flagged = _judge_speed(session, fixes, new_fixes, states, windows, settings)
     result.unallocated = sum(1 for a, _t, _r in new_fixes.values() if a is None) + sum(
         1 for a, _t in new_events.values() if a is None
     )
@@ -336,6 +341,7 @@ def _judge_speed(
     session: Session,
     fixes: dict[str, Fix],
     new_fixes: dict[str, tuple[int | None, int, str | None]],
+    states: dict[str, TrackState],
     windows: _Windows,
     settings: Settings,
 ) -> set[str]:
@@ -348,7 +354,6 @@ def _judge_speed(
             tracks.setdefault(fix.device, []).append(TrackPoint(t_ms, key, fix.lat, fix.lon))
     if not tracks:
         return set()
-    states = repository.lock_tracks(session, list(tracks))
     starts: dict[str, TrackPoint | None] = {}
     previous: dict[str, tuple[str | None, int | None]] = {}  # key -> (verdict, allocation)
     for device, points in tracks.items():

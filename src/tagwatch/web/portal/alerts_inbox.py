@@ -60,7 +60,9 @@ def inbox(
             "view_label": label,
             "views": [(key, text) for key, (text, _) in VIEWS.items()],
             "alerts": found,
-            "people": person_labels(session, principal, {a.person_id for a in found if a.person_id}),
+            "people": person_labels(
+                session, principal, {a.person_id for a in found if a.person_id}
+            ),
             "status_colours": STATUS_COLOURS,
         },
     )
@@ -92,7 +94,13 @@ def _alert_page(
     values = values or {}
     reviewed_or_not_tamper = not alert.needs_tamper_review or alert.tamper_finding is not None
     labels = person_labels(session, principal, {alert.person_id} if alert.person_id else set())
-    anchors = {"finding": "#finding", "note": "#tamper-note", "outcome": "#outcome", "outcome_note": "#outcome-note", "alert": "#main-content"}
+    anchors = {
+        "finding": "#finding",
+        "note": "#tamper-note",
+        "outcome": "#outcome",
+        "outcome_note": "#outcome-note",
+        "alert": "#main-content",
+    }
     return render(
         request,
         "portal/alert.html",
@@ -101,13 +109,18 @@ def _alert_page(
             "alert": alert,
             "person_label": labels.get(alert.person_id, ""),
             "rule_label": people.rule_label,
-            "can_acknowledge": alert.status == AlertStatus.OPEN and principal.has("alert:acknowledge"),
+            "can_acknowledge": alert.status == AlertStatus.OPEN
+            and principal.has("alert:acknowledge"),
             "can_review_tamper": principal.has("alert:review_tamper"),
             "can_record_outcome": alert.status == AlertStatus.ACKNOWLEDGED
             and principal.has("alert:outcome")
             and reviewed_or_not_tamper,
             "outcomes": [
-                {"value": o.value, "text": OUTCOME_LABELS[o], "checked": values.get("outcome") == o.value}
+                {
+                    "value": o.value,
+                    "text": OUTCOME_LABELS[o],
+                    "checked": values.get("outcome") == o.value,
+                }
                 for o in _outcome_choices(alert)
             ],
             "tamper_findings": [
@@ -115,7 +128,10 @@ def _alert_page(
                 for f, text in FINDING_LABELS.items()
             ],
             "field_errors": field_errors,
-            "errors": [{"text": text, "href": anchors.get(key, "#main-content")} for key, text in field_errors.items()],
+            "errors": [
+                {"text": text, "href": anchors.get(key, "#main-content")}
+                for key, text in field_errors.items()
+            ],
         },
         status_code=400 if field_errors else 200,
     )
@@ -123,7 +139,10 @@ def _alert_page(
 
 @router.get("/{alert_id}", response_class=HTMLResponse)
 def alert_page(
-    request: Request, alert_id: int, session: DbSession, principal: Principal = require("alert:read")
+    request: Request,
+    alert_id: int,
+    session: DbSession,
+    principal: Principal = require("alert:read"),
 ) -> Response:
     return _alert_page(request, session, principal, _alert_or_404(session, principal, alert_id))
 
@@ -134,7 +153,10 @@ def _back(alert_id: int) -> Response:
 
 @router.post("/{alert_id}/acknowledge")
 def acknowledge(
-    request: Request, alert_id: int, session: DbSession, principal: Principal = require("alert:acknowledge")
+    request: Request,
+    alert_id: int,
+    session: DbSession,
+    principal: Principal = require("alert:acknowledge"),
 ) -> Response:
     alert = _alert_or_404(session, principal, alert_id)
     try:
@@ -156,11 +178,15 @@ def tamper_review(
     alert = _alert_or_404(session, principal, alert_id)
     values = {"finding": finding}
     if finding not in {f.value for f in TamperFinding}:
-        return _alert_page(request, session, principal, alert, {"finding": "Select what the review found"}, values)
+        return _alert_page(
+            request, session, principal, alert, {"finding": "Select what the review found"}, values
+        )
     try:
         alerts.review_tamper(session, principal, alert_id, TamperFinding(finding), note, utcnow())
     except alerts.AlertStateError as refused:
-        return _alert_page(request, session, principal, alert, _error_field(str(refused), "note"), values)
+        return _alert_page(
+            request, session, principal, alert, _error_field(str(refused), "note"), values
+        )
     return _back(alert_id)
 
 
@@ -176,11 +202,15 @@ def outcome(
     alert = _alert_or_404(session, principal, alert_id)
     values = {"outcome": outcome}
     if outcome not in {o.value for o in Outcome}:
-        return _alert_page(request, session, principal, alert, {"outcome": "Select what was decided"}, values)
+        return _alert_page(
+            request, session, principal, alert, {"outcome": "Select what was decided"}, values
+        )
     try:
         alerts.record_outcome(session, principal, alert_id, Outcome(outcome), note, utcnow())
     except alerts.AlertStateError as refused:
-        return _alert_page(request, session, principal, alert, _error_field(str(refused), "outcome_note"), values)
+        return _alert_page(
+            request, session, principal, alert, _error_field(str(refused), "outcome_note"), values
+        )
     return _back(alert_id)
 
 
@@ -192,5 +222,3 @@ def _error_field(message: str, note_field: str) -> dict[str, str]:
     if field == "outcome":
         return {"outcome": reason or message}
     return {"alert": message}
-
-

@@ -105,13 +105,34 @@ def caseload(
     if q and not principal.has("person:search"):
         field_errors["q"] = "Your role cannot search by name or identifier"
     now = utcnow()
-    entries = [] if field_errors else people.caseload_entries(session, principal, q or None, dob, SEARCH_LIMIT)
+    terms = {
+        k: v
+        for k, v in {"q": q, "date_of_birth": dob, "show": None if show == "all" else show}.items()
+        if v
+    }
+    # Audited first: on SQLite a transaction that reads before it writes can be refused the
+    # write lock under load, and the terms are what the log must hold.
+    record(
+        session,
+        principal,
+        "person.search" if terms else "caseload.view",
+        subject_type="caseload",
+        detail={"terms": terms, "sort": sort, "direction": direction},
+    )
+    entries = (
+        []
+        if field_errors
+        else people.caseload_entries(session, principal, q or None, dob, SEARCH_LIMIT)
+    )
     # Counts are needed for everyone only when they decide the order or the filter.
     needs_all = show != "all" or sort in ("violations", "alerts", "last_seen")
     if not needs_all:
         entries.sort(key=_entry_key(sort), reverse=direction == "desc")
     glances = glance_for(session, [e.id for e in (entries if needs_all else entries[:PAGE_SIZE])])
-    rows = [_row(entry, glances.get(entry.id), now) for entry in (entries if needs_all else entries[:PAGE_SIZE])]
+    rows = [
+        _row(entry, glances.get(entry.id), now)
+        for entry in (entries if needs_all else entries[:PAGE_SIZE])
+    ]
     if show == "violations":
         rows = [r for r in rows if r.open_violations]
     elif show == "alerts":
@@ -121,18 +142,17 @@ def caseload(
     if needs_all:
         rows.sort(key=_sort_key(sort, now), reverse=direction == "desc")
     total = len(rows) if needs_all else len(entries)
-    terms = {k: v for k, v in {"q": q, "date_of_birth": dob, "show": None if show == "all" else show}.items() if v}
-    record(
-        session,
-        principal,
-        "person.search" if terms else "caseload.view",
-        subject_type="caseload",
-        detail={"terms": terms, "results": total},
-    )
 
     def query_string(**changes: str) -> str:
-        current = {"q": q, "dob-day": dob_parts[0], "dob-month": dob_parts[1], "dob-year": dob_parts[2],
-                   "show": show, "sort": sort, "direction": direction}
+        current = {
+            "q": q,
+            "dob-day": dob_parts[0],
+            "dob-month": dob_parts[1],
+            "dob-year": dob_parts[2],
+            "show": show,
+            "sort": sort,
+            "direction": direction,
+        }
         current.update(changes)
         return urlencode({k: v for k, v in current.items() if v})
 
@@ -155,7 +175,10 @@ def caseload(
             "direction": direction,
             "query_string": query_string,
             "field_errors": field_errors,
-            "errors": [{"text": t, "href": "#dob-day" if k == "dob" else f"#{k}"} for k, t in field_errors.items()],
+            "errors": [
+                {"text": t, "href": "#dob-day" if k == "dob" else f"#{k}"}
+                for k, t in field_errors.items()
+            ],
         },
         status_code=400 if field_errors else 200,
     )

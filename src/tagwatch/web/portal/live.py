@@ -73,8 +73,12 @@ def latest_positions(session: Session, people: list[Tracked]) -> list[Position]:
         person = owner[allocation_id]
         i = len(fixes) - 1
         position = Position(
-            person.person_id, person.label, int(fixes.t_ms[i]), float(fixes.lat[i]),
-            float(fixes.lon[i]), float(fixes.accuracy_m[i]),
+            person.person_id,
+            person.label,
+            int(fixes.t_ms[i]),
+            float(fixes.lat[i]),
+            float(fixes.lon[i]),
+            float(fixes.accuracy_m[i]),
         )
         if person.person_id not in best or best[person.person_id].t_ms < position.t_ms:
             best[person.person_id] = position
@@ -88,7 +92,9 @@ def newer_positions(
     owner = {a: p for p in people for a in p.allocation_ids}
     if not owner:
         return []
-    fixes = load_fixes(session, start=now - LOOKBACK, end=now + LOOKBACK, allocation_ids=list(owner))
+    fixes = load_fixes(
+        session, start=now - LOOKBACK, end=now + LOOKBACK, allocation_ids=list(owner)
+    )
     fresh: dict[int, Position] = {}
     for i in range(len(fixes)):
         person = owner[int(fixes.allocation_id[i])]
@@ -98,8 +104,12 @@ def newer_positions(
         current = fresh.get(person.person_id)
         if current is None or current.t_ms < t_ms:
             fresh[person.person_id] = Position(
-                person.person_id, person.label, t_ms, float(fixes.lat[i]),
-                float(fixes.lon[i]), float(fixes.accuracy_m[i]),
+                person.person_id,
+                person.label,
+                t_ms,
+                float(fixes.lat[i]),
+                float(fixes.lon[i]),
+                float(fixes.accuracy_m[i]),
             )
     for position in fresh.values():
         seen[position.id] = position.t_ms
@@ -110,12 +120,9 @@ def newer_positions(
 def live_page(
     request: Request, session: DbSession, principal: Principal = require("location:read")
 ) -> Response:
+    record(session, principal, "location.live_map", subject_type="caseload")
     people = tracked_caseload(session, principal)
     positions = latest_positions(session, people)
-    record(
-        session, principal, "location.live_map", subject_type="caseload",
-        detail={"people": len(people), "positions": [p.id for p in positions]},
-    )
     by_id = {p.id: p for p in positions}
     return render(
         request,
@@ -146,18 +153,16 @@ def live_page(
 
 
 @router.get("/live/stream")
-async def live_stream(request: Request, principal: Principal = require("location:read")) -> Response:
+async def live_stream(
+    request: Request, principal: Principal = require("location:read")
+) -> Response:
     factory = request.app.state.sessionmaker
 
     def caseload(audit: bool) -> list[Tracked]:
         with unit_of_work(factory) as session:
-            people = tracked_caseload(session, principal)
             if audit:
-                record(
-                    session, principal, "location.live_stream", subject_type="caseload",
-                    detail={"people": [p.person_id for p in people]},
-                )
-            return people
+                record(session, principal, "location.live_stream", subject_type="caseload")
+            return tracked_caseload(session, principal)
 
     def poll(people: list[Tracked], seen: dict[int, int]) -> list[Position]:
         with unit_of_work(factory) as session:

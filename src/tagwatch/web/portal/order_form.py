@@ -37,32 +37,48 @@ def read_form(values: Mapping[str, str]) -> OrderForm:
     raw = form.values.get("zone_geometry", "")
     if form.has_zone:
         if not raw:
-            form.errors["zone_geometry"] = "Draw the zone on the map, upload a file or paste its GeoJSON"
+            form.errors["zone_geometry"] = (
+                "Draw the zone on the map, upload a file or paste its GeoJSON"
+            )
         else:
             try:
                 form.zone_geometry = json.loads(raw)
             except json.JSONDecodeError as error:
                 form.errors["zone_geometry"] = f"Zone geometry is not valid GeoJSON: {error.msg}"
     for day in DAYS:
-        start, end = form.values.get(f"curfew_{day}_start", ""), form.values.get(f"curfew_{day}_end", "")
+        start, end = (
+            form.values.get(f"curfew_{day}_start", ""),
+            form.values.get(f"curfew_{day}_end", ""),
+        )
         if bool(start) != bool(end):
             missing = f"curfew_{day}_end" if start else f"curfew_{day}_start"
-            form.errors[missing] = f"Enter when {day.capitalize()}'s curfew {'ends' if start else 'starts'}"
+            form.errors[missing] = (
+                f"Enter when {day.capitalize()}'s curfew {'ends' if start else 'starts'}"
+            )
     return form
 
 
-def conditions(form: OrderForm, start: dt.datetime, now: dt.datetime, checked_by: str) -> list[dict[str, Any]]:
+def conditions(
+    form: OrderForm, start: dt.datetime, now: dt.datetime, checked_by: str
+) -> list[dict[str, Any]]:
     v = form.values
     found: list[dict[str, Any]] = []
     timetable = []
     form.period_days = []
     for day in DAYS:
         if v.get(f"curfew_{day}_start") and v.get(f"curfew_{day}_end"):
-            timetable.append({"day": day, "start": v[f"curfew_{day}_start"], "end": v[f"curfew_{day}_end"]})
+            timetable.append(
+                {"day": day, "start": v[f"curfew_{day}_start"], "end": v[f"curfew_{day}_end"]}
+            )
             form.period_days.append(day)
     if timetable or v.get("curfew_address"):
         checks = [
-            {"kind": kind, "checked_by": checked_by, "checked_at": _z(now), "outcome": v[f"check_{kind}"]}
+            {
+                "kind": kind,
+                "checked_by": checked_by,
+                "checked_at": _z(now),
+                "outcome": v[f"check_{kind}"],
+            }
             for kind in CHECK_KINDS
             if v.get(f"check_{kind}") and v[f"check_{kind}"] != "not_done"
         ]

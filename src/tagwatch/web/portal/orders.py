@@ -33,7 +33,10 @@ from tagwatch.web.templating import LONDON
 router = APIRouter(include_in_schema=False)
 
 MAX_ZONE_FILE_BYTES = 2_000_000
-CHECK_LABELS = {"domestic_abuse": "Domestic abuse check of the address", "child_safeguarding": "Child safeguarding check of the address"}
+CHECK_LABELS = {
+    "domestic_abuse": "Domestic abuse check of the address",
+    "child_safeguarding": "Child safeguarding check of the address",
+}
 FIELD_ORDER = (
     "reason", "type", "start_date", "end_date", "notifying_kind", "notifying_name", "region",
     "delivery_unit", "responsible_officer", "curfew_address",
@@ -58,31 +61,46 @@ def _form_page(
     regions = list_values(session, "region", active_only=True)
     units = list_values(session, "delivery_unit", active_only=True)
     label = people.label_of(person)
-    ordered = sorted(form.errors.items(), key=lambda kv: FIELD_ORDER.index(kv[0]) if kv[0] in FIELD_ORDER else 99)
+    ordered = sorted(
+        form.errors.items(), key=lambda kv: FIELD_ORDER.index(kv[0]) if kv[0] in FIELD_ORDER else 99
+    )
     first_id = {"curfew_address": "curfew_address", "zone_kind": "zone_kind"}
     return render(
         request,
         "portal/order_form.html",
         {
-            "title": ("Vary order " + varying.ref if varying else "Create an order") + f" – {label}",
+            "title": ("Vary order " + varying.ref if varying else "Create an order")
+            + f" – {label}",
             "heading": f"Vary order {varying.ref}" if varying else "Create an order",
             "uses_map": True,
             "varying": varying is not None,
             "person_id": person.id,
             "person_label": label,
-            "map_centre": [person.addresses[0].lat, person.addresses[0].lon] if person.addresses else None,
-            "action": f"/orders/{varying.ref}/vary" if varying else f"/people/{person.id}/orders/new",
+            "map_centre": [person.addresses[0].lat, person.addresses[0].lon]
+            if person.addresses
+            else None,
+            "action": f"/orders/{varying.ref}/vary"
+            if varying
+            else f"/people/{person.id}/orders/new",
             "submit_label": "Save the changes" if varying else "Create the order",
             "form": v,
             "days": DAYS,
             "field_errors": form.errors,
-            "errors": [{"text": text, "href": f"#{first_id.get(name, name)}"} for name, text in ordered],
+            "errors": [
+                {"text": text, "href": f"#{first_id.get(name, name)}"} for name, text in ordered
+            ],
             "type_items": _items([(t, people.humanise(t)) for t in ORDER_TYPES], v.get("type", "")),
-            "notifying_items": _items([(k, people.humanise(k)) for k in ORG_KINDS], v.get("notifying_kind", "court")),
+            "notifying_items": _items(
+                [(k, people.humanise(k)) for k in ORG_KINDS], v.get("notifying_kind", "court")
+            ),
             "region_items": _items([(r.code, r.label) for r in regions], v.get("region", "")),
             "unit_items": _items([(u.code, u.label) for u in units], v.get("delivery_unit", "")),
             "address_items": [
-                {"value": a.ref, "text": f"{a.line1}, {a.town} {a.postcode}", "checked": v.get("curfew_address") == a.ref}
+                {
+                    "value": a.ref,
+                    "text": f"{a.line1}, {a.town} {a.postcode}",
+                    "checked": v.get("curfew_address") == a.ref,
+                }
                 for a in person.addresses
             ],
             "checks": [(k, CHECK_LABELS[k]) for k in CHECK_KINDS],
@@ -95,7 +113,11 @@ def _form_page(
             },
             "zone_kind_items": [
                 {"value": k, "text": t, "checked": v.get("zone_kind", "none") == k}
-                for k, t in (("none", "No zone"), ("exclusion_zone", "Exclusion zone"), ("inclusion_zone", "Inclusion zone"))
+                for k, t in (
+                    ("none", "No zone"),
+                    ("exclusion_zone", "Exclusion zone"),
+                    ("inclusion_zone", "Inclusion zone"),
+                )
             ],
         },
         status_code=400 if form.errors else 200,
@@ -153,8 +175,14 @@ def _terms(values: dict[str, str]) -> dict[str, Any]:
         "type": values.get("type", ""),
         "start_date": values.get("start_date", ""),
         "end_date": values.get("end_date", ""),
-        "notifying_organisation": {"kind": values.get("notifying_kind", ""), "name": values.get("notifying_name", "")},
-        "responsible_organisation": {"kind": "probation", "name": values.get("delivery_unit", "") or "Probation"},
+        "notifying_organisation": {
+            "kind": values.get("notifying_kind", ""),
+            "name": values.get("notifying_name", ""),
+        },
+        "responsible_organisation": {
+            "kind": "probation",
+            "name": values.get("delivery_unit", "") or "Probation",
+        },
         "region": values.get("region", ""),
         "delivery_unit": values.get("delivery_unit", ""),
         "responsible_officer": values.get("responsible_officer", ""),
@@ -162,7 +190,9 @@ def _terms(values: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def _refused(session: Session, form: OrderForm, messages: list[str], condition_types: list[str]) -> None:
+def _refused(
+    session: Session, form: OrderForm, messages: list[str], condition_types: list[str]
+) -> None:
     session.rollback()
     curfew = condition_types.index("curfew") if "curfew" in condition_types else None
     zone = next((i for i, t in enumerate(condition_types) if t.endswith("_zone")), None)
@@ -172,13 +202,18 @@ def _refused(session: Session, form: OrderForm, messages: list[str], condition_t
 
 @router.get("/people/{person_id}/orders/new", response_class=HTMLResponse)
 def new_order(
-    request: Request, person_id: int, session: DbSession, principal: Principal = require("order:write")
+    request: Request,
+    person_id: int,
+    session: DbSession,
+    principal: Principal = require("order:write"),
 ) -> Response:
     person = people.person_or_404(session, principal, person_id)
     today = utcnow().astimezone(LONDON).date()
     defaults = {
         "start_date": today.isoformat(),
-        "end_date": today.replace(year=today.year + 1).isoformat() if not (today.month == 2 and today.day == 29) else (today + dt.timedelta(days=365)).isoformat(),
+        "end_date": today.replace(year=today.year + 1).isoformat()
+        if not (today.month == 2 and today.day == 29)
+        else (today + dt.timedelta(days=365)).isoformat(),
         "responsible_officer": principal.username,
         "delivery_unit": principal.delivery_unit_code or "",
         "region": principal.region_code or "",
@@ -189,7 +224,10 @@ def new_order(
 
 @router.post("/people/{person_id}/orders/new", response_class=HTMLResponse)
 async def create_order(
-    request: Request, person_id: int, session: DbSession, principal: Principal = require("order:write")
+    request: Request,
+    person_id: int,
+    session: DbSession,
+    principal: Principal = require("order:write"),
 ) -> Response:
     person = people.person_or_404(session, principal, person_id)
     values, upload = await _posted(request)
@@ -197,7 +235,9 @@ async def create_order(
     await _read_upload(form, upload)
     _require_address(form, person)
     if not form.errors:
-        found = conditions(form, _start_of(form.values.get("start_date", "")), utcnow(), principal.username)
+        found = conditions(
+            form, _start_of(form.values.get("start_date", "")), utcnow(), principal.username
+        )
         document = {**_terms(form.values), "conditions": found, "reason": "created"}
         try:
             cases.create_order(session, principal, person.ref, document)
@@ -238,7 +278,9 @@ def vary_form(
 ) -> Response:
     order = _order_or_404(session, principal, ref)
     person = people.person_or_404(session, principal, order.person_id)
-    return _form_page(request, session, person, OrderForm(values=_order_values(order)), varying=order)
+    return _form_page(
+        request, session, person, OrderForm(values=_order_values(order)), varying=order
+    )
 
 
 @router.post("/orders/{ref}/vary", response_class=HTMLResponse)
@@ -258,7 +300,8 @@ async def vary_order(
         current = _order_values(order)
         changes = {k: v for k, v in _terms(form.values).items() if k in cases.VARIABLE_TERMS}
         changed = {
-            k: v for k, v in changes.items()
+            k: v
+            for k, v in changes.items()
             if k not in ("responsible_organisation", "fitting_deadline") and _differs(k, v, current)
         }
         found = conditions(form, utcnow(), utcnow(), principal.username)
@@ -269,9 +312,16 @@ async def vary_order(
                 try:
                     cases.add_condition(session, principal, ref, condition, reason)
                 except ValidationFailed as refused:
-                    raise ValidationFailed([f"conditions[{index}].{m}" if not m.startswith("conditions") else m for m in refused.errors]) from refused
+                    raise ValidationFailed(
+                        [
+                            f"conditions[{index}].{m}" if not m.startswith("conditions") else m
+                            for m in refused.errors
+                        ]
+                    ) from refused
             if not changed and not found:
-                raise ValidationFailed(["reason: nothing would change: change a term or add a condition"])
+                raise ValidationFailed(
+                    ["reason: nothing would change: change a term or add a condition"]
+                )
         except ValidationFailed as refused:
             _refused(session, form, refused.errors, [c["type"] for c in found])
         except cases.Conflict as conflict:

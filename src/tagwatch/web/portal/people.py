@@ -77,7 +77,11 @@ def zones_of(orders: list[Order]) -> list[dict[str, Any]]:
         for condition in order.conditions:
             if condition.type in ("exclusion_zone", "inclusion_zone") and condition.geometry:
                 zones.append(
-                    {"kind": condition.type, "name": condition.name or humanise(condition.type), "geometry": condition.geometry}
+                    {
+                        "kind": condition.type,
+                        "name": condition.name or humanise(condition.type),
+                        "geometry": condition.geometry,
+                    }
                 )
             elif condition.type == "curfew" and condition.address is not None:
                 zones.append(
@@ -188,14 +192,23 @@ def caseload_entries(
     if q or date_of_birth:
         terms = search_terms(q) if q else cases.PersonSearch()
         terms = cases.PersonSearch(
-            name=terms.name, crn=terms.crn, pnc=terms.pnc, date_of_birth=date_of_birth,
+            name=terms.name,
+            crn=terms.crn,
+            pnc=terms.pnc,
+            date_of_birth=date_of_birth,
             page_size=limit,
         )
         found, _total = cases.search_people(session, principal, terms)
         return [_entry(p) for p in found]
     query = scope_people(
-        select(Person.id, Person.ref, PersonName.given, PersonName.family, Person.date_of_birth, Person.crn)
-        .join(PersonName, (PersonName.person_id == Person.id) & (PersonName.kind == "primary")),
+        select(
+            Person.id,
+            Person.ref,
+            PersonName.given,
+            PersonName.family,
+            Person.date_of_birth,
+            Person.crn,
+        ).join(PersonName, (PersonName.person_id == Person.id) & (PersonName.kind == "primary")),
         principal,
     )
     return [CaseloadEntry(*row) for row in session.execute(query)]
@@ -204,8 +217,12 @@ def caseload_entries(
 def _entry(person: Person) -> CaseloadEntry:
     name = person.primary_name
     return CaseloadEntry(
-        person.id, person.ref, name.given if name else "", name.family if name else person.ref,
-        person.date_of_birth, person.crn,
+        person.id,
+        person.ref,
+        name.given if name else "",
+        name.family if name else person.ref,
+        person.date_of_birth,
+        person.crn,
     )
 
 
@@ -217,11 +234,15 @@ def _scoped_person(session: Session, principal: Principal, person_id: int) -> Pe
     return session.scalars(query.options(*cases.PERSON_LOAD)).one_or_none()
 
 
-def _scoped_people_by_id(session: Session, principal: Principal, ids: Collection[int]) -> list[Person]:
+def _scoped_people_by_id(
+    session: Session, principal: Principal, ids: Collection[int]
+) -> list[Person]:
     wanted = sorted(set(ids))
     found: list[Person] = []
     for offset in range(0, len(wanted), 500):
-        query = scope_people(select(Person).where(Person.id.in_(wanted[offset : offset + 500])), principal)
+        query = scope_people(
+            select(Person).where(Person.id.in_(wanted[offset : offset + 500])), principal
+        )
         found.extend(session.scalars(query.options(selectinload(Person.names))))
     return found
 

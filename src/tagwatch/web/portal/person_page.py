@@ -29,7 +29,14 @@ router = APIRouter(include_in_schema=False)
 
 SUMMARY_DAYS = 28
 TIMELINE_ITEMS = 60
-ORDER_COLOURS = {"active": "green", "awaiting_fitting": "orange", "suspended": "yellow", "ended": "grey", "draft": "blue", "submitted": "blue"}
+ORDER_COLOURS = {
+    "active": "green",
+    "awaiting_fitting": "orange",
+    "suspended": "yellow",
+    "ended": "grey",
+    "draft": "blue",
+    "submitted": "blue",
+}
 
 
 def _row(key: str, value: str) -> dict[str, Any]:
@@ -47,7 +54,10 @@ def _details(person: Any) -> list[dict[str, Any]]:
         _row("Sex", people.humanise(person.sex)),
         _row("Gender", people.humanise(person.gender)),
         _row("Nationality", person.nationality),
-        _row("Language", person.language + (" (interpreter needed)" if person.interpreter_needed else "")),
+        _row(
+            "Language",
+            person.language + (" (interpreter needed)" if person.interpreter_needed else ""),
+        ),
     ]
     for address in person.addresses:
         rows.append(_row("Address", f"{address.line1}, {address.town} {address.postcode}"))
@@ -59,36 +69,80 @@ def _timeline(
 ) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     if principal.has("compliance:read"):
-        for v in find_violations(session, violation_query(person_id=person.id, start=start), TIMELINE_ITEMS, 0):
+        for v in find_violations(
+            session, violation_query(person_id=person.id, start=start), TIMELINE_ITEMS, 0
+        ):
             items.append(
                 {
                     "at": v.start,
                     "title": f"Violation: {people.rule_label(v.rule_id)}",
-                    "text": ("Ongoing" if v.end is None else f"Ended {v.end.astimezone(people.LONDON):%-d %b %H:%M}")
+                    "text": (
+                        "Ongoing"
+                        if v.end is None
+                        else f"Ended {v.end.astimezone(people.LONDON):%-d %b %H:%M}"
+                    )
                     + f" ({v.status})",
                 }
             )
     if principal.has("alert:read"):
         _total, found = alerts.list_alerts(session, principal, AlertFilter(limit=500))
         for alert in (a for a in found if a.person_id == person.id):
-            items.append({"at": alert.raised_at, "title": f"Alert raised: {alert.summary}", "href": f"/alerts/{alert.id}"})
+            items.append(
+                {
+                    "at": alert.raised_at,
+                    "title": f"Alert raised: {alert.summary}",
+                    "href": f"/alerts/{alert.id}",
+                }
+            )
             if alert.acknowledged_at:
-                items.append({"at": alert.acknowledged_at, "title": "Alert acknowledged", "by": alert.acknowledged_by, "href": f"/alerts/{alert.id}"})
+                items.append(
+                    {
+                        "at": alert.acknowledged_at,
+                        "title": "Alert acknowledged",
+                        "by": alert.acknowledged_by,
+                        "href": f"/alerts/{alert.id}",
+                    }
+                )
             if alert.escalated_at:
-                items.append({"at": alert.escalated_at, "title": "Alert escalated", "href": f"/alerts/{alert.id}"})
+                items.append(
+                    {
+                        "at": alert.escalated_at,
+                        "title": "Alert escalated",
+                        "href": f"/alerts/{alert.id}",
+                    }
+                )
             if alert.outcome_at:
-                items.append({"at": alert.outcome_at, "title": f"Outcome: {people.humanise(alert.outcome)}", "by": alert.outcome_by, "text": alert.outcome_note, "href": f"/alerts/{alert.id}"})
+                items.append(
+                    {
+                        "at": alert.outcome_at,
+                        "title": f"Outcome: {people.humanise(alert.outcome)}",
+                        "by": alert.outcome_by,
+                        "text": alert.outcome_note,
+                        "href": f"/alerts/{alert.id}",
+                    }
+                )
     for order in orders:
         for version in order.versions:
-            items.append({"at": version.at, "title": f"Order {order.ref} version {version.version}", "by": version.by, "text": version.reason})
+            items.append(
+                {
+                    "at": version.at,
+                    "title": f"Order {order.ref} version {version.version}",
+                    "by": version.by,
+                    "text": version.reason,
+                }
+            )
     items.sort(key=lambda item: item["at"], reverse=True)
     return items[:TIMELINE_ITEMS]
 
 
 @router.get("/people/{person_id}", response_class=HTMLResponse)
 def person_page(
-    request: Request, person_id: int, session: DbSession, principal: Principal = require("person:read")
+    request: Request,
+    person_id: int,
+    session: DbSession,
+    principal: Principal = require("person:read"),
 ) -> Response:
+    record(session, principal, "person.view", subject_type="person", subject_id=person_id)
     person = people.person_or_404(session, principal, person_id)
     now = utcnow()
     start = now - dt.timedelta(days=SUMMARY_DAYS)
@@ -96,9 +150,17 @@ def person_page(
     orders = people.orders_of(session, principal, person.id)
     glance = glance_for(session, [person.id])[person.id]
     allocations = [a for order in orders for a in order.allocations]
-    seen = last_record_times(session, [a.id for a in allocations]) if principal.has("device:read") else {}
+    seen = (
+        last_record_times(session, [a.id for a in allocations])
+        if principal.has("device:read")
+        else {}
+    )
     can_see_location = principal.has("location:read")
-    summary = compliance_summary(session, person.id, start, now) if principal.has("compliance:read") else None
+    summary = (
+        compliance_summary(session, person.id, start, now)
+        if principal.has("compliance:read")
+        else None
+    )
     chart = bucket_by_day(summary.violations_by_day if summary else {}, start, now)
     curfews = [c for order in orders for c in order.conditions if c.type == "curfew"]
     curfew_weeks = {}
@@ -106,22 +168,31 @@ def person_page(
         rows = week_rows(condition.timetable or [])
         curfew_weeks[condition.id] = {"rows": rows, "total": week_hours(rows)}
     zones = people.zones_of(orders)
-    record(
-        session, principal, "person.view", subject_type="person", subject_id=person.id,
-        detail={"zones_shown": len(zones) if can_see_location else 0},
-    )
     glance_rows = [
         _row("Open violations", str(glance.open_violations)),
         _row("Unacknowledged alerts", str(glance.unacknowledged_alerts)),
-        _row("Device", (f"Last seen {glance.last_seen.astimezone(people.LONDON):%-d %b %Y %H:%M}" if glance.last_seen else glance.device_status)
-             + (" – no recent data" if glance.stale(now) else "")),
+        _row(
+            "Device",
+            (
+                f"Last seen {glance.last_seen.astimezone(people.LONDON):%-d %b %Y %H:%M}"
+                if glance.last_seen
+                else glance.device_status
+            )
+            + (" – no recent data" if glance.stale(now) else ""),
+        ),
     ]
     summary_rows = []
     if summary:
         c = summary.curfew
         summary_rows = [
             _row("Curfew hours scheduled", f"{c.scheduled_hours:g}"),
-            _row("Curfew hours kept", f"{c.kept_hours:g}" + (f" ({100 * c.kept_hours / c.scheduled_hours:.0f}%)" if c.scheduled_hours else "")),
+            _row(
+                "Curfew hours kept",
+                f"{c.kept_hours:g}"
+                + (
+                    f" ({100 * c.kept_hours / c.scheduled_hours:.0f}%)" if c.scheduled_hours else ""
+                ),
+            ),
             _row("Hours absent during curfew", f"{c.absent_hours:g}"),
             _row("Hours excused (authorised absence)", f"{c.excused_hours:g}"),
         ]
@@ -142,14 +213,27 @@ def person_page(
             "can_create_order": principal.has("order:write"),
             "can_vary_order": principal.has("order:write"),
             "show_zones_map": can_see_location and bool(zones),
-            "zones_json": json_script("zones-data", {"zones": [z for z in zones if z["kind"] != "curfew_address"], "addresses": people.curfew_addresses(orders)}),
+            "zones_json": json_script(
+                "zones-data",
+                {
+                    "zones": [z for z in zones if z["kind"] != "curfew_address"],
+                    "addresses": people.curfew_addresses(orders),
+                },
+            ),
             "devices": [
                 {
-                    "type": a.device.type, "serial": a.device.serial, "model": a.device.model, "batch": a.device.batch,
-                    "fitted_at": a.fitted_at, "removed_at": a.removed_at, "last_seen": seen.get(a.id, (None, None))[0],
+                    "type": a.device.type,
+                    "serial": a.device.serial,
+                    "model": a.device.model,
+                    "batch": a.device.batch,
+                    "fitted_at": a.fitted_at,
+                    "removed_at": a.removed_at,
+                    "last_seen": seen.get(a.id, (None, None))[0],
                 }
                 for a in sorted(allocations, key=lambda a: a.fitted_at, reverse=True)
-            ] if principal.has("device:read") else [],
+            ]
+            if principal.has("device:read")
+            else [],
             "summary_days": SUMMARY_DAYS,
             "summary_rows": summary_rows,
             "chart": chart,

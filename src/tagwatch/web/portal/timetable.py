@@ -35,7 +35,9 @@ def week_rows(timetable: Iterable[Mapping[str, Any] | Any]) -> list[DayRow]:
     by_day: dict[str, list[tuple[str, str]]] = {day: [] for day in DAYS}
     for period in timetable:
         day = str(_field(period, "day")).lower()
-        by_day.setdefault(day, []).append((str(_field(period, "start")), str(_field(period, "end"))))
+        by_day.setdefault(day, []).append(
+            (str(_field(period, "start")), str(_field(period, "end")))
+        )
     rows = []
     for day, periods in by_day.items():
         ordered = sorted(periods)

@@ -45,7 +45,9 @@ def load_trail(session: Session, person: people.PersonCard, period: Period) -> T
     )
 
 
-def _violations(session: Session, person_id: int, period: Period, trail: Trail) -> list[dict[str, object]]:
+def _violations(
+    session: Session, person_id: int, period: Period, trail: Trail
+) -> list[dict[str, object]]:
     found = find_violations(
         session,
         violation_query(person_id=person_id, start=period.start, end=period.end),
@@ -79,10 +81,18 @@ def trail_page(
     session: DbSession,
     principal: Principal = require("location:read"),
 ) -> Response:
-    person = people.person_card(session, principal, person_id)
     period, field_errors = parse_period(
         request.query_params.get("from"), request.query_params.get("to"), utcnow(), DEFAULT_PERIOD
     )
+    record(
+        session,
+        principal,
+        "location.trail_view",
+        subject_type="person",
+        subject_id=person_id,
+        detail={"from": period.start, "to": period.end},
+    )
+    person = people.person_card(session, principal, person_id)
     context: dict[str, object] = {
         "title": f"Trail – {person.label}",
         "person_id": person_id,
@@ -96,14 +106,6 @@ def trail_page(
         return render(request, "portal/trail.html", context, status_code=400)
     trail = load_trail(session, person, period)
     violations = _violations(session, person_id, period, trail)
-    record(
-        session,
-        principal,
-        "location.trail_view",
-        subject_type="person",
-        subject_id=person_id,
-        detail={"from": period.start, "to": period.end, "fixes": len(trail)},
-    )
     shown = min(len(trail), TABLE_ROWS)
     context |= {
         "uses_map": True,
@@ -149,23 +151,25 @@ def trail_export(
 ) -> Response:
     if fmt not in EXPORT_FORMATS:
         raise HTTPException(404, f"format: must be one of {', '.join(EXPORT_FORMATS)}")
-    person = people.person_card(session, principal, person_id)
     period, field_errors = parse_period(
         request.query_params.get("from"), request.query_params.get("to"), utcnow(), DEFAULT_PERIOD
     )
     if field_errors:
         raise HTTPException(400, "; ".join(f"{k}: {v}" for k, v in field_errors.items()))
-    trail = load_trail(session, person, period)
     record(
         session,
         principal,
         "location.trail_export",
         subject_type="person",
         subject_id=person_id,
-        detail={"format": fmt, "from": period.start, "to": period.end, "fixes": len(trail)},
+        detail={"format": fmt, "from": period.start, "to": period.end},
     )
+    person = people.person_card(session, principal, person_id)
+    trail = load_trail(session, person, period)
     media_type, extension = EXPORT_FORMATS[fmt]
-    filename = f"{person.ref}-trail-{period.start:%Y%m%dT%H%M}Z-{period.end:%Y%m%dT%H%M}Z.{extension}"
+    filename = (
+        f"{person.ref}-trail-{period.start:%Y%m%dT%H%M}Z-{period.end:%Y%m%dT%H%M}Z.{extension}"
+    )
     return Response(
         export(trail, fmt),
         media_type=media_type,

@@ -37,7 +37,9 @@ def _from_geojson(text: str) -> dict[str, Any]:
         document = json.loads(text)
     except json.JSONDecodeError as error:
         raise ZoneFileError(f"The selected file is not valid GeoJSON: {error.msg}") from error
-    items = document.get("features", []) if document.get("type") == "FeatureCollection" else [document]
+    items = (
+        document.get("features", []) if document.get("type") == "FeatureCollection" else [document]
+    )
     for item in items:
         geometry = item.get("geometry") if item.get("type") == "Feature" else item
         if isinstance(geometry, dict) and geometry.get("type") in GEOMETRY_TYPES:
@@ -52,7 +54,9 @@ def _coordinates(text: str | None) -> list[list[float]]:
         try:
             ring.append([float(parts[0]), float(parts[1])])
         except (IndexError, ValueError) as error:
-            raise ZoneFileError(f"The KML has a coordinate that is not lon,lat: {pair!r}") from error
+            raise ZoneFileError(
+                f"The KML has a coordinate that is not lon,lat: {pair!r}"
+            ) from error
     return ring
 
 
