@@ -60,7 +60,9 @@ def _load(engine, people: int) -> tuple[float, list[int]]:  # type: ignore[no-un
     metadata = load_metadata()
     metadata.drop_all(engine)
     metadata.create_all(engine)
-    document = generate_cohort(people, seed=7, start=dt.date.today() - dt.timedelta(days=90))
+    document = generate_cohort(
+        people, seed=7, start=dt.datetime.now(dt.UTC).date() - dt.timedelta(days=90)
+    )
     started = time.perf_counter()
     with Session(engine) as session, mock.patch.object(events, "_handlers", dict):
         seed_reference_data(session)

@@ -71,6 +71,12 @@ class Settings(BaseSettings):
     # telemetry: the MQTT device channel
     mqtt_url: str = Field("mqtt://127.0.0.1:1883", description="broker for `tagwatch ingest-mqtt`")
 
+    # requests: location data requests
+    data_request_max_days: float = Field(7, description="longest period one data request may cover")
+    data_request_access_days: float = Field(
+        28, description="approved data request files stay available this long after approval"
+    )
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -129,6 +129,9 @@ def test_search_by_name_identifier_and_birth_date_is_audited(
         .subject_id
         == ref
     )
+    api.get(f"{API}/people/{ref}/orders")
+    viewed = seeded.scalars(select(AuditEntry).where(AuditEntry.action == "order.view")).one()
+    assert viewed.subject_id == ref
 
 
 def lifecycle(api: TestClient, order_ref: str, status: str, **extra: Any) -> Any:
@@ -363,3 +366,20 @@ def test_people_and_orders_are_scoped(
         f"{API}/people/{theirs}/orders", json=new_order(responsible_officer="officer1")
     )
     assert taken.status_code == 404
+
+
+def test_aliases_and_identifier_changes(api: TestClient) -> None:
+    ref, other = create(api, 31), create(api, 32)
+    alias = {"given": "Jo", "family": "D'Arcy", "middle": None}
+    added = api.post(f"{API}/people/{ref}/aliases", json=alias)
+    assert added.status_code == 201
+    assert [n["kind"] for n in added.json()["names"]] == ["primary", "alias"]
+    assert (
+        api.post(f"{API}/people/{ref}/aliases", json={**alias, "family": "DArcy"}).status_code
+        == 409
+    )
+    assert api.get(f"{API}/people", params={"name": "darcy"}).json()["total"] == 1
+    clash = api.patch(f"{API}/people/{other}", json={"identifiers": {"crn": "X000031"}})
+    assert clash.status_code == 409 and clash.json()["detail"]["existing_ref"] == ref
+    nomis = api.patch(f"{API}/people/{other}", json={"identifiers": {"nomis": "a1234bc"}})
+    assert nomis.status_code == 200 and nomis.json()["identifiers"] == {"nomis": "A1234BC"}

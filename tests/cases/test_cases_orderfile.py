@@ -157,6 +157,24 @@ def documents(draw: st.DrawFn) -> dict[str, Any]:
             for d in draw(st.sets(st.sampled_from(["monday", "wednesday", "saturday"]), min_size=1))
         ]
         if draw(st.booleans()):
+            order["conditions"][0]["release_day"] = {"date": order["start_date"], "start": "15:00",
+                                                     "end": "09:00"}  # fmt: skip
+            order["conditions"][1]["schedule"] = [
+                {"day": "friday", "start": "22:00", "end": "02:00"}
+            ]
+        if draw(st.booleans()):
+            order["conditions"].append(
+                {"type": "attendance", "start": "2030-01-07T09:00:00Z", "end": None,
+                 "appointments": [{"name": "Drug testing", "lat": 51.5, "lon": -0.12,
+                                   "radius_m": draw(st.floats(10, 500)),
+                                   "start": "2030-01-08T10:00:00+00:00",
+                                   "end": "2030-01-08T11:00:00Z"}]}
+            )  # fmt: skip
+            order["conditions"].append(
+                {"type": draw(st.sampled_from(["trail_monitoring", "alcohol_abstinence"])),
+                 "start": "2030-01-07T09:00:00Z", "end": "2030-03-07T09:00:00.250000Z"}
+            )  # fmt: skip
+        if draw(st.booleans()):
             lon, lat = person["addresses"][0]["lon"], person["addresses"][0]["lat"]
             radius = draw(st.floats(5, 2000))
             order["conditions"][1]["geometry"] = {"type": "Circle", "coordinates": [lon, lat],

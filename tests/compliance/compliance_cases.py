@@ -50,6 +50,7 @@ def make_case(
     timetable: list[dict[str, str]] | None = None,
     serial: str = "GPS-T-0001",
     removed_at: dt.datetime | None = None,
+    recorded_at: dt.datetime | None = None,
 ) -> Case:
     person = Person(
         ref="TW000001",
@@ -117,6 +118,8 @@ def make_case(
         person_id=person.id,
         fitted_at=fitted_at,
         removed_at=removed_at,
+        # Recorded when fitted unless said otherwise, so the silence after fitting counts.
+        recorded_at=recorded_at or fitted_at,
     )
     session.add(allocation)
     session.flush()

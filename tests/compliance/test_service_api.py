@@ -56,6 +56,29 @@ def test_periodic_task_fires_no_presence_when_the_curfew_starts_without_records(
     assert ended.id == fired.id and ended.end == at(20, 20)
 
 
+def test_an_allocation_recorded_late_is_not_judged_for_the_time_before_it_was_watched(
+    db: Session,
+):
+    # An order imported from a legacy system: fitted weeks ago, recorded today, no data yet.
+    case = make_case(db, at(1, 12), recorded_at=at(20, 12))
+    service.evaluate_and_publish(db, {case.allocation_id: at(1, 12)}, at(20, 12))
+    [task] = periodic.TASKS
+    task.run(db, at(20, 12, 5))
+    assert rules(db, case.allocation_id) == []
+    # From the moment it is watched, the clock rules apply as usual.
+    task.run(db, at(20, 19, 20))
+    assert [v.start for v in rules(db, case.allocation_id, "curfew.no_presence")] == [at(20, 19)]
+
+
+def test_watching_begins_at_the_first_record_when_it_precedes_the_recording(db: Session):
+    case = make_case(db, at(1, 12), recorded_at=at(20, 12))
+    feed(db, walk(case.serial, at(19, 17), 30, HOME), at(20, 12, 1))
+    [task] = periodic.TASKS
+    task.run(db, at(20, 12, 5))
+    silences = rules(db, case.allocation_id, "device.loss_of_communication")
+    assert [(v.start, v.end) for v in silences] == [(at(19, 17, 29), None)]
+
+
 def test_curfew_on_the_night_clocks_go_forward_ends_at_seven_local(db: Session):
     case = make_case(db, at(28, 12))
     # 28 March 2026 19:00 GMT to 29 March 07:00 BST = 06:00 UTC.

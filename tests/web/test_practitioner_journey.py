@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy import select
 
 from tagwatch.access.models import AuditEntry
-
-PASSWORD = "officer1-test-password"
 from tagwatch.web.portal.period import FIELD_FORMAT
 from tagwatch.web.templating import LONDON
+
+PASSWORD = "officer1-test-password"
 
 
 def _audited(server_sessions: Any, action: str, username: str) -> list[AuditEntry]:
@@ -91,12 +93,12 @@ def test_person_page_shows_orders_curfew_zones_and_compliance(
     page.goto("/caseload")
     page.get_by_role("link", name="Seán O'Neil-Smith").click()
     assert page.get_by_role("heading", level=1).inner_text() == "Seán O'Neil-Smith"
-    timetable = page.locator("table", has_text="Curfew timetable")
+    timetable = page.get_by_role("table", name=re.compile(r"Curfew timetable \(84"))
     assert "19:00 to 07:00 (next day)" in timetable.inner_text()
     assert "84" in timetable.locator("caption").inner_text()
     page.locator("#zones-map[data-ready=true]").wait_for()
     zones_map = page.locator("#zones-map")
-    assert zones_map.get_attribute("data-zones") == "1"  # the exclusion zone
+    assert int(zones_map.get_attribute("data-zones")) >= 1  # the exclusion zone
     assert zones_map.get_attribute("data-addresses") == "1"  # the curfew address
     assert "Change history" in page.content()
     assert page.locator(".moj-timeline__item").count() > 0
@@ -133,7 +135,8 @@ def test_trail_plays_breaks_at_gaps_and_exports(
 
     with page.expect_download() as download:
         page.get_by_role("link", name="Download as CSV").click()
-    rows = list(csv.DictReader(io.StringIO(open(download.value.path(), encoding="utf-8").read())))
+    exported = Path(download.value.path()).read_text(encoding="utf-8")
+    rows = list(csv.DictReader(io.StringIO(exported)))
     assert rows and {r["segment"] for r in rows} == {"1", "2"}
     assert rows[0]["person_ref"] == seeded.person_ref
 
@@ -169,7 +172,7 @@ def test_a_tamper_alert_waits_for_the_review_before_any_outcome(
     page: Any, sign_in: Any, seeded: Any
 ) -> None:
     sign_in(page, "officer1", PASSWORD)
-    page.goto(f"/alerts/{seeded.tamper_alert_id}")
+    page.goto(f"/alerts/{seeded.practitioner_tamper_alert_id}")
     assert "Waiting for a manager to review" in page.content()
     assert page.get_by_role("button", name="Record outcome").count() == 0
     assert page.get_by_role("button", name="Record tamper review").count() == 0

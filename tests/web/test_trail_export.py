@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import itertools
 import json
 
 import numpy as np
@@ -39,7 +40,7 @@ def test_runs_cover_every_fix_once_and_break_exactly_at_gaps(offsets: list[int])
     assert sum(r.stop - r.start for r in runs) == len(trail)
     for run in runs:
         assert np.all(np.diff(trail.t_ms[run]) <= GAP_MS)
-    for a, b in zip(runs[:-1], runs[1:], strict=True):
+    for a, b in itertools.pairwise(runs):
         assert a.stop == b.start
         assert trail.t_ms[b.start] - trail.t_ms[a.stop - 1] > GAP_MS
     assert len(trail.gaps()) == max(len(runs) - 1, 0)

@@ -12,9 +12,9 @@ DEMO_REGION_CODE = "LDN"
 DEMO_FORCE_CODE = "MPS"
 # London probation delivery units the demo cohort is spread across (code, name).
 DEMO_DELIVERY_UNITS: tuple[tuple[str, str], ...] = (
-    ("LDN_CAMISL", "Camden and Islington"),
-    ("LDN_HACKCY", "Hackney and City"),
-    ("LDN_SOUTHW", "Southwark"),
+    ("LDN-CAMISL", "Camden and Islington"),
+    ("LDN-HACKCITY", "Hackney and City"),
+    ("LDN-SWARK", "Southwark"),
 )
 DEMO_PRACTITIONERS = 12
 

@@ -231,7 +231,10 @@ def person_orders(
 ) -> list[dict[str, Any]]:
     with _answers():
         person = service.get_person(session, principal, ref)
-    return [_order_out(o) for o in repository.orders_of(session, principal, person.id)]
+    orders = repository.orders_of(session, principal, person.id)
+    record(session, principal, "order.view", subject_type="person", subject_id=person.ref,
+           detail={"orders": [o.ref for o in orders]})  # fmt: skip
+    return [_order_out(o) for o in orders]
 
 
 @router.post("/people/{ref}/orders", status_code=status.HTTP_201_CREATED)
@@ -253,8 +256,11 @@ def create_order(
 def read_order(
     session: DbSession, principal: Annotated[Principal, require("order:read")], ref: str
 ) -> dict[str, Any]:
+    """The order with its conditions (zones, curfew addresses) and allocations; audited."""
     with _answers():
-        return _order_out(service.get_order(session, principal, ref))
+        order = service.get_order(session, principal, ref)
+    record(session, principal, "order.view", subject_type="order", subject_id=order.ref)
+    return _order_out(order)
 
 
 @router.patch("/orders/{ref}")

@@ -224,6 +224,9 @@ class Allocation(Base):
     person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), index=True)
     fitted_at: Mapped[dt.datetime]
     removed_at: Mapped[dt.datetime | None]
+    # When tagwatch learned of the allocation: an order imported from a legacy system was
+    # watched by that system before this moment, so compliance does not judge it without data.
+    recorded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     device: Mapped[Device] = relationship(back_populates="allocations")
     order: Mapped[Order] = relationship(back_populates="allocations")

@@ -406,18 +406,16 @@ def periods(raw: object, path: str, errors: Errors, *, curfew: bool) -> list[dic
         errors.add(path, "must be a list of periods")
         return None
     parsed, problems = timetable.parse_periods(raw)
-    for p in problems:
-        errors.add(
-            join(join(path, p.index or 0), p.field) if p.field else join(path, p.index or 0),
-            p.reason,
+    if not problems:
+        problems = (
+            timetable.curfew_problems(parsed) if curfew else timetable.overlap_problems(parsed)
         )
-    if problems:
-        return None
-    rules = timetable.curfew_problems(parsed) if curfew else timetable.overlap_problems(parsed)
-    for p in rules:
+        if not problems:
+            return [{"day": r["day"], "start": r["start"], "end": r["end"]} for r in raw]
+    for p in problems:
         here = path if p.index is None else join(path, p.index)
         errors.add(join(here, p.field) if p.field else here, p.reason)
-    return [{"day": r["day"], "start": r["start"], "end": r["end"]} for r in raw]
+    return None
 
 
 def release_day(raw: object, path: str, errors: Errors) -> dict[str, str] | None:

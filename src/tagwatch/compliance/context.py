@@ -19,7 +19,8 @@ from tagwatch.cases.models import Allocation, Condition, Device, Order
 from tagwatch.cases.timetable import expand
 from tagwatch.cases.zones import zone_geometry_bng
 from tagwatch.compliance.engine import Intervals, LocationSource, ZoneKind
-from tagwatch.telemetry.epoch import to_ms
+from tagwatch.compliance.repository import earliest_record_ms
+from tagwatch.telemetry.epoch import from_ms, to_ms
 
 PeriodsFor = Callable[[dt.datetime, dt.datetime], Intervals]
 
@@ -50,6 +51,9 @@ class AllocationContext:
     device_type: str
     fitted_at: dt.datetime
     removed_at: dt.datetime | None
+    # Rules judge the allocation from here: the later of fitting and the moment tagwatch began
+    # watching (the earlier of recording the allocation and the device's first record).
+    watched_from: dt.datetime
     curfews: tuple[CurfewContext, ...]
     zones: tuple[ZoneContext, ...]
 
@@ -95,9 +99,18 @@ def load_context(session: Session, allocation_id: int) -> AllocationContext | No
         device_type=device.type if device is not None else "",
         fitted_at=allocation.fitted_at,
         removed_at=allocation.removed_at,
+        watched_from=_watched_from(session, allocation),
         curfews=tuple(curfews),
         zones=tuple(zones),
     )
+
+
+def _watched_from(session: Session, allocation: Allocation) -> dt.datetime:
+    first_ms = earliest_record_ms(session, allocation.id)
+    began = allocation.recorded_at
+    if first_ms is not None:
+        began = min(began, from_ms(first_ms))
+    return max(allocation.fitted_at, began)
 
 
 _ZONE_KINDS: dict[str, ZoneKind] = {"exclusion_zone": "exclusion", "inclusion_zone": "inclusion"}

@@ -28,6 +28,17 @@ def earliest_overlapping_start(
     return session.execute(query).scalar_one_or_none()
 
 
+def earliest_record_ms(session: Session, allocation_id: int) -> int | None:
+    """The observed time of the allocation's first record of any kind, if it has one."""
+    fix = session.execute(
+        select(func.min(GpsFix.t_ms)).where(GpsFix.allocation_id == allocation_id)
+    ).scalar_one_or_none()
+    event = session.execute(
+        select(func.min(DeviceEvent.t_ms)).where(DeviceEvent.allocation_id == allocation_id)
+    ).scalar_one_or_none()
+    return min((v for v in (fix, event) if v is not None), default=None)
+
+
 def latest_record_ms_before(
     session: Session, allocation_id: int, before_ms: int
 ) -> tuple[int | None, int | None]:

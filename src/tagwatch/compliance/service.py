@@ -96,8 +96,8 @@ def evaluate_allocation(
     context = load_context(session, allocation_id)
     if context is None:
         return Changes()
-    owned_from = _owned_from(session, context, max(since, context.fitted_at))
-    load_from = max(context.fitted_at, owned_from - EVALUATION_PAD)
+    owned_from = _owned_from(session, context, max(since, context.watched_from))
+    load_from = max(context.watched_from, owned_from - EVALUATION_PAD)
     findings = evaluate_context(session, context, load_from, now, params)
     return reconcile(session, context, findings, owned_from, now, params)
 
@@ -127,14 +127,16 @@ def _owned_from(session: Session, context: AllocationContext, since: dt.datetime
         session, context.allocation_id, to_ms(since)
     )
     predecessors = [latest_any, latest_fix] if context.location_source == "gps" else [latest_any]
-    owned = min([since, *(context.fitted_at if ms is None else from_ms(ms) for ms in predecessors)])
+    owned = min(
+        [since, *(context.watched_from if ms is None else from_ms(ms) for ms in predecessors)]
+    )
     # A violation still standing there is re-derived whole, and so on back.
     for _ in range(_EXTEND_LIMIT):
         running = repository.earliest_overlapping_start(session, context.allocation_id, owned)
         if running is None or running >= owned:
             break
         owned = running
-    return max(owned, context.fitted_at)
+    return max(owned, context.watched_from)
 
 
 def evaluate_context(
@@ -208,7 +210,7 @@ def build_spec(
         for zone in context.zones
     ]
     removed = to_ms(context.removed_at) if context.removed_at is not None else None
-    active = Intervals.of([(to_ms(context.fitted_at), removed or 2**62)])
+    active = Intervals.of([(to_ms(context.watched_from), removed or 2**62)])
     return AllocationSpec(
         allocation_id=context.allocation_id,
         active=active,

@@ -36,7 +36,7 @@ def compliance_summary(
         if context is None:
             continue
         removed = to_ms(context.removed_at) if context.removed_at else 2**62
-        active = Intervals.of([(to_ms(context.fitted_at), removed)]).intersect(window)
+        active = Intervals.of([(to_ms(context.watched_from), removed)]).intersect(window)
         absences = Intervals.of(
             (to_ms(a.start), to_ms(a.end))
             for a in repository.absences_for_order(session, context.order_id, start, end)

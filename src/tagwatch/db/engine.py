@@ -37,7 +37,10 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        # IMMEDIATE takes the write lock up front: a deferred transaction that reads and then
+        # writes fails at once ("database is locked") if another writer committed in between,
+        # and almost every request writes (the audit log). Readers are never blocked in WAL.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 

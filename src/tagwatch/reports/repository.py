@@ -153,4 +153,4 @@ def labels(session: Session, kind: str) -> dict[str, str]:
     rows = session.execute(
         select(ReferenceValue.code, ReferenceValue.label).where(ReferenceValue.kind == kind)
     )
-    return dict(rows.tuples())
+    return {code: label for code, label in rows}

@@ -1,0 +1,1 @@
+"""Location data requests: asked with a lawful basis, approved by another, fulfilled at once."""

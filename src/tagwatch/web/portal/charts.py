@@ -81,9 +81,11 @@ def bar_chart_svg(buckets: Buckets, width: int = 640, height: int = 200) -> Mark
     plot_w, plot_h = width - left - 8, height - bottom - top
     bar_w = plot_w / len(buckets.labels)
     parts = [
-        f'<svg class="tw-chart" aria-hidden="true" focusable="false" viewBox="0 0 {width} {height}"'
-        f' width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">',
-        f'<line x1="{left}" y1="{top + plot_h}" x2="{width - 8}" y2="{top + plot_h}" stroke="#0b0c0c"/>',
+        f'<svg class="tw-chart" aria-hidden="true" focusable="false"'
+        f' viewBox="0 0 {width} {height}" width="{width}" height="{height}"'
+        ' xmlns="http://www.w3.org/2000/svg">',
+        f'<line x1="{left}" y1="{top + plot_h}" x2="{width - 8}" y2="{top + plot_h}"'
+        ' stroke="#0b0c0c"/>',
         f'<text x="{left - 4}" y="{top + 10}" text-anchor="end" font-size="11">{peak}</text>',
         f'<text x="{left - 4}" y="{top + plot_h}" text-anchor="end" font-size="11">0</text>',
     ]
@@ -97,9 +99,10 @@ def bar_chart_svg(buckets: Buckets, width: int = 640, height: int = 200) -> Mark
                 continue
             h = plot_h * count / peak
             y -= h
+            title = f"{escape(label)}: {count} {escape(kind)}"
             parts.append(
-                f'<rect x="{x + 1:.1f}" y="{y:.1f}" width="{max(bar_w - 2, 1):.1f}" height="{h:.1f}"'
-                f' fill="{buckets.colour(kind)}"><title>{escape(label)}: {count} {escape(kind)}</title></rect>'
+                f'<rect x="{x + 1:.1f}" y="{y:.1f}" width="{max(bar_w - 2, 1):.1f}"'
+                f' height="{h:.1f}" fill="{buckets.colour(kind)}"><title>{title}</title></rect>'
             )
         if i % label_every == 0:
             parts.append(

@@ -11,9 +11,9 @@ import datetime as dt
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
-from starlette.datastructures import UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
+from starlette.datastructures import UploadFile
 
 from tagwatch.access.permissions import require
 from tagwatch.access.principal import Principal

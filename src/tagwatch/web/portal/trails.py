@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import itertools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -42,14 +43,14 @@ class Trail:
             return []
         breaks = np.flatnonzero(np.diff(self.t_ms) > GAP_MS) + 1
         edges = [0, *breaks.tolist(), len(self)]
-        return [slice(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+        return [slice(a, b) for a, b in itertools.pairwise(edges)]
 
     def gaps(self) -> list[tuple[dt.datetime, dt.datetime]]:
         """(last fix before, first fix after) each gap."""
         runs = self.runs()
         return [
             (_time(int(self.t_ms[a.stop - 1])), _time(int(self.t_ms[b.start])))
-            for a, b in zip(runs[:-1], runs[1:], strict=True)
+            for a, b in itertools.pairwise(runs)
         ]
 
     def player_points(self) -> list[list[float]]:
