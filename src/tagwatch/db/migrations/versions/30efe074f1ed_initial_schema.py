@@ -1,20 +1,21 @@
 """initial schema
 
-Revision ID: fcfe2b87b56b
+Revision ID: 30efe074f1ed
 Revises:
-Create Date: 2026-11-23 19:38:14.915997
+Create Date: 2026-11-23 20:26:32.926069
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy import Text  # noqa: F401  (autogenerate renders JSONB(astext_type=Text()))
 from alembic import op
-
-import tagwatch.db.base
+from sqlalchemy import Text
 from sqlalchemy.dialects import postgresql
 
-revision = "fcfe2b87b56b"
+import tagwatch.db.base
+from tagwatch.access.models import AUDIT_IMMUTABLE_DDL
+
+revision = "30efe074f1ed"
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -101,6 +102,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("hash", name=op.f("uq_audit_entry_hash")),
         sa.UniqueConstraint("prev_hash", name=op.f("uq_audit_entry_prev_hash")),
     )
+    # The audit log is append-only in the database itself (see tagwatch.access.models).
+    for statement in AUDIT_IMMUTABLE_DDL.get(op.get_bind().dialect.name, ()):
+        op.execute(statement)
     with op.batch_alter_table("audit_entry", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_audit_entry_action"), ["action"], unique=False)
         batch_op.create_index(batch_op.f("ix_audit_entry_at"), ["at"], unique=False)
@@ -209,6 +213,29 @@ def upgrade() -> None:
         sa.Column("last_lon", sa.Double(), nullable=True),
         sa.PrimaryKeyConstraint("device_serial", name=op.f("pk_device_track")),
     )
+    op.create_table(
+        "dq_snapshot",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("rule_id", sa.String(length=20), nullable=False),
+        sa.Column("delivery_unit_code", sa.String(length=40), nullable=False),
+        sa.Column("checked", sa.Integer(), nullable=False),
+        sa.Column("failed", sa.Integer(), nullable=False),
+        sa.Column("taken_at", tagwatch.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_dq_snapshot")),
+        sa.UniqueConstraint(
+            "day",
+            "rule_id",
+            "delivery_unit_code",
+            name=op.f("uq_dq_snapshot_day_rule_id_delivery_unit_code"),
+        ),
+    )
+    with op.batch_alter_table("dq_snapshot", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_dq_snapshot_day"), ["day"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_dq_snapshot_delivery_unit_code"), ["delivery_unit_code"], unique=False
+        )
+
     op.create_table(
         "gps_fix",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -582,6 +609,59 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_crime_version_crime_id"), ["crime_id"], unique=False)
 
     op.create_table(
+        "data_request",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("requester_username", sa.String(length=120), nullable=False),
+        sa.Column("requester_name", sa.String(length=200), nullable=False),
+        sa.Column("requester_force_code", sa.String(length=20), nullable=True),
+        sa.Column(
+            "person_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("person_ref", sa.String(length=20), nullable=False),
+        sa.Column("period_start", tagwatch.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("period_end", tagwatch.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("purpose", sa.Text(), nullable=False),
+        sa.Column("lawful_basis", sa.String(length=40), nullable=False),
+        sa.Column("crime_reference", sa.String(length=60), nullable=True),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("requested_at", tagwatch.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("decided_at", tagwatch.db.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("decided_by", sa.String(length=120), nullable=True),
+        sa.Column("decision_reason", sa.Text(), nullable=True),
+        sa.Column("fulfilled_at", tagwatch.db.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "first_downloaded_at", tagwatch.db.base.UTCDateTime(timezone=True), nullable=True
+        ),
+        sa.Column("expires_at", tagwatch.db.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("expired_at", tagwatch.db.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("fix_count", sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["person_id"],
+            ["person.id"],
+            name=op.f("fk_data_request_person_id_person"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_data_request")),
+    )
+    with op.batch_alter_table("data_request", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_data_request_expires_at"), ["expires_at"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_data_request_person_id"), ["person_id"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_data_request_requested_at"), ["requested_at"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_data_request_requester_force_code"),
+            ["requester_force_code"],
+            unique=False,
+        )
+        batch_op.create_index(
+            batch_op.f("ix_data_request_requester_username"), ["requester_username"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_data_request_status"), ["status"], unique=False)
+
+    op.create_table(
         "monitoring_order",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("ref", sa.String(length=30), nullable=False),
@@ -695,6 +775,7 @@ def upgrade() -> None:
         ),
         sa.Column("fitted_at", tagwatch.db.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("removed_at", tagwatch.db.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("recorded_at", tagwatch.db.base.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["device_id"], ["device.id"], name=op.f("fk_allocation_device_id_device")
         ),
@@ -797,6 +878,33 @@ def upgrade() -> None:
         )
         batch_op.create_index(batch_op.f("ix_crime_match_person_id"), ["person_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_crime_match_run_id"), ["run_id"], unique=False)
+
+    op.create_table(
+        "data_request_file",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column(
+            "request_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("format", sa.String(length=10), nullable=False),
+        sa.Column("filename", sa.String(length=200), nullable=False),
+        sa.Column("media_type", sa.String(length=80), nullable=False),
+        sa.Column("size_bytes", sa.Integer(), nullable=False),
+        sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.Column("content", sa.LargeBinary(), nullable=True),
+        sa.Column("created_at", tagwatch.db.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("deleted_at", tagwatch.db.base.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["request_id"],
+            ["data_request.id"],
+            name=op.f("fk_data_request_file_request_id_data_request"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_data_request_file")),
+    )
+    with op.batch_alter_table("data_request_file", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_data_request_file_request_id"), ["request_id"], unique=False
+        )
 
     op.create_table(
         "order_condition",
@@ -926,6 +1034,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_order_condition_address_id"))
 
     op.drop_table("order_condition")
+    with op.batch_alter_table("data_request_file", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_data_request_file_request_id"))
+
+    op.drop_table("data_request_file")
     with op.batch_alter_table("crime_match", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_crime_match_run_id"))
         batch_op.drop_index(batch_op.f("ix_crime_match_person_id"))
@@ -962,6 +1074,15 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_monitoring_order_delivery_unit_code"))
 
     op.drop_table("monitoring_order")
+    with op.batch_alter_table("data_request", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_data_request_status"))
+        batch_op.drop_index(batch_op.f("ix_data_request_requester_username"))
+        batch_op.drop_index(batch_op.f("ix_data_request_requester_force_code"))
+        batch_op.drop_index(batch_op.f("ix_data_request_requested_at"))
+        batch_op.drop_index(batch_op.f("ix_data_request_person_id"))
+        batch_op.drop_index(batch_op.f("ix_data_request_expires_at"))
+
+    op.drop_table("data_request")
     with op.batch_alter_table("crime_version", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_crime_version_crime_id"))
         batch_op.drop_index(batch_op.f("ix_crime_version_batch_id"))
@@ -1029,6 +1150,11 @@ def downgrade() -> None:
         batch_op.drop_index("ix_gps_fix_allocation_t")
 
     op.drop_table("gps_fix")
+    with op.batch_alter_table("dq_snapshot", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_dq_snapshot_delivery_unit_code"))
+        batch_op.drop_index(batch_op.f("ix_dq_snapshot_day"))
+
+    op.drop_table("dq_snapshot")
     op.drop_table("device_track")
     with op.batch_alter_table("device_event", schema=None) as batch_op:
         batch_op.drop_index("ix_device_event_device_t")
