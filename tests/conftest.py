@@ -25,7 +25,18 @@ from tagwatch.db.metadata import load_metadata
 from tagwatch.settings import Settings
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
-DATABASE_FIXTURES = {"db", "db_connection", "engine", "app", "client", "make_client"}
+# Fixtures through which a test reaches the backend under test (directly or, for the browser
+# tests' live server, through its own engine on the same backend). Tests using none of them
+# are marked backend_independent and run once, not once per backend.
+DATABASE_FIXTURES = {
+    "db",
+    "db_connection",
+    "engine",
+    "app",
+    "client",
+    "make_client",
+    "server_engine",
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -16,12 +16,16 @@ def _with_totals(inner: list[list[int]], column_total: bool) -> list[list[int]]:
 @settings(max_examples=300, deadline=None)
 @given(
     inner=st.integers(1, 6).flatmap(
-        lambda cols: st.lists(st.lists(st.integers(0, 12), min_size=cols, max_size=cols), min_size=1, max_size=7)
+        lambda cols: st.lists(
+            st.lists(st.integers(0, 12), min_size=cols, max_size=cols), min_size=1, max_size=7
+        )
     ),
     column_total=st.booleans(),
     threshold=st.integers(2, 6),
 )
-def test_hidden_cells_cannot_be_recovered(inner: list[list[int]], column_total: bool, threshold: int) -> None:
+def test_hidden_cells_cannot_be_recovered(
+    inner: list[list[int]], column_total: bool, threshold: int
+) -> None:
     values = _with_totals(inner, column_total)
     grid = Grid(values, column_total)
     hidden = suppress(grid, threshold)

@@ -309,3 +309,23 @@ def test_any_seed_and_start_yield_valid_records(seed: int, start: dt.datetime) -
             < (start.timestamp() + 0.3 * 86_400) * 1000
         )
         assert first.setdefault((record["device"], record["seq"]), record) == record
+
+
+def test_rf_tags_and_home_units_report_at_the_rule_sets_intervals(
+    cohort: dict[str, Any], run: tuple[list[dict[str, Any]], list[dict[str, Any]]]
+) -> None:
+    from tagwatch.compliance.rules import REPORTING_INTERVAL_SECONDS
+
+    kinds = {d["serial"]: d["type"] for d in cohort["devices"]}
+    times: dict[str, list[int]] = defaultdict(list)
+    for record in run[0]:
+        if kinds.get(record["device"]) in ("rf_tag", "home_monitoring_unit"):
+            times[record["device"]].append(_ms(record["time"]))
+    checked = Counter()
+    for serial, seen in times.items():
+        kind = kinds[serial]
+        ordered = sorted(set(seen))
+        widest = max(b - a for a, b in zip(ordered, ordered[1:], strict=False))
+        assert widest <= REPORTING_INTERVAL_SECONDS[kind] * 1000, (serial, widest)
+        checked[kind] += 1
+    assert checked["rf_tag"] > 5 and checked["home_monitoring_unit"] > 5

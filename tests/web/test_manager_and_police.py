@@ -16,7 +16,7 @@ def test_manager_sees_the_units_caseload_and_escalated_alerts(
         t.strip()
         for t in page.locator("#navigation a.govuk-service-navigation__link").all_inner_texts()
     ]
-    assert nav == ["Caseload", "Alerts", "Live map", "New order"]
+    assert nav == ["Caseload", "Alerts", "Live map", "New order", "Data requests"]
     page.goto("/caseload")
     assert page.get_by_role("heading", level=1).inner_text() == "Delivery unit caseload"
     assert "Seán O'Neil-Smith" in page.locator("#caseload-table").inner_text()
@@ -54,7 +54,9 @@ def test_police_officer_is_refused_trails_and_browsing_people(
     page: Any, sign_in: Any, seeded: Any, assert_accessible: Any
 ) -> None:
     sign_in(page, *POLICE)
-    assert page.locator("#navigation a").count() == 0
+    # Their one route to location data is a request.
+    links = page.locator("#navigation a.govuk-service-navigation__link").all_inner_texts()
+    assert [text.strip() for text in links] == ["Data requests"]
     for url in (
         f"/people/{seeded.person_id}/trail",
         f"/people/{seeded.person_id}",

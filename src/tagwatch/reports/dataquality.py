@@ -15,7 +15,15 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from tagwatch.cases.models import Address, Allocation, Condition, Device, Order, Person, SafeguardingCheck
+from tagwatch.cases.models import (
+    Address,
+    Allocation,
+    Condition,
+    Device,
+    Order,
+    Person,
+    SafeguardingCheck,
+)
 from tagwatch.cases.postcodes import normalise_postcode
 from tagwatch.cases.validation import CHECK_KINDS
 from tagwatch.reports.models import DqSnapshot
@@ -46,12 +54,16 @@ class Rule:
 
 
 def _people(session: Session, column: str, missing: tuple[str, ...]) -> Iterator[Finding]:
-    for person_id, ref, value in session.execute(select(Person.id, Person.ref, getattr(Person, column))):
+    for person_id, ref, value in session.execute(
+        select(Person.id, Person.ref, getattr(Person, column))
+    ):
         yield Finding(person_id, f"person {ref}", value not in missing)
 
 
 def _postcodes(session: Session, now: dt.datetime) -> Iterator[Finding]:
-    for person_id, ref, postcode in session.execute(select(Address.person_id, Address.ref, Address.postcode)):
+    for person_id, ref, postcode in session.execute(
+        select(Address.person_id, Address.ref, Address.postcode)
+    ):
         try:
             normalise_postcode(postcode)
             valid = True
@@ -93,44 +105,86 @@ def _telemetry_heard(session: Session, now: dt.datetime) -> Iterator[Finding]:
 
 def _curfew_checks(session: Session, now: dt.datetime) -> Iterator[Finding]:
     checked: dict[int, set[str]] = defaultdict(set)
-    for address_id, kind in session.execute(select(SafeguardingCheck.address_id, SafeguardingCheck.kind)):
+    for address_id, kind in session.execute(
+        select(SafeguardingCheck.address_id, SafeguardingCheck.kind)
+    ):
         checked[address_id].add(kind)
     rows = session.execute(
         select(Order.person_id, Order.ref, Condition.address_id)
         .join(Condition, Condition.order_id == Order.id)
         .where(Condition.type == "curfew", Order.status.in_(LIVE_STATUSES))
     )
-    for person_id, ref, address_id in rows:
-        complete = address_id is not None and set(CHECK_KINDS) <= checked[address_id]
+    for person_id, ref, curfew_address in rows:
+        at: int | None = curfew_address
+        complete = at is not None and set(CHECK_KINDS) <= checked[at]
         yield Finding(person_id, f"curfew on order {ref}", complete)
 
 
 def _fitting_deadlines(session: Session, now: dt.datetime) -> Iterator[Finding]:
     rows = session.execute(
-        select(Order.person_id, Order.ref, Order.fitting_deadline).where(Order.status == "awaiting_fitting")
+        select(Order.person_id, Order.ref, Order.fitting_deadline).where(
+            Order.status == "awaiting_fitting"
+        )
     )
     for person_id, ref, deadline in rows:
-        yield Finding(person_id, f"order {ref} awaiting fitting", deadline is None or deadline >= now)
+        yield Finding(
+            person_id, f"order {ref} awaiting fitting", deadline is None or deadline >= now
+        )
 
 
 RULES: tuple[Rule, ...] = (
-    Rule("DQ-C01", "completeness", "Ethnicity is recorded (prefers not to say is an answer)", 0.95,
-         lambda s, now: _people(s, "ethnicity", ("NR",))),
-    Rule("DQ-C02", "completeness", "Disability is recorded", 0.95,
-         lambda s, now: _people(s, "disability", ("not_recorded",))),
-    Rule("DQ-C03", "completeness", "Nationality is recorded", 0.98,
-         lambda s, now: _people(s, "nationality", ("not_recorded",))),
+    Rule(
+        "DQ-C01",
+        "completeness",
+        "Ethnicity is recorded (prefers not to say is an answer)",
+        0.95,
+        lambda s, now: _people(s, "ethnicity", ("NR",)),
+    ),
+    Rule(
+        "DQ-C02",
+        "completeness",
+        "Disability is recorded",
+        0.95,
+        lambda s, now: _people(s, "disability", ("not_recorded",)),
+    ),
+    Rule(
+        "DQ-C03",
+        "completeness",
+        "Nationality is recorded",
+        0.98,
+        lambda s, now: _people(s, "nationality", ("not_recorded",)),
+    ),
     Rule("DQ-V01", "validity", "Address postcode is a valid UK postcode", 0.99, _postcodes),
     Rule("DQ-K01", "consistency", "Order ends on or after its start", 1.0, _order_dates),
-    Rule("DQ-K02", "consistency", "A fitted device is allocated to an active or suspended order", 1.0,
-         _allocations_on_live_orders),
-    Rule("DQ-K03", "consistency", "An active curfew's address has domestic abuse and child safeguarding checks",
-         1.0, _curfew_checks),
-    Rule("DQ-T01", "timeliness", "Each fitted device on an active order was heard within the last hour", 0.98,
-         _telemetry_heard),
-    Rule("DQ-T02", "timeliness", "Orders awaiting fitting are within their fitting deadline", 1.0,
-         _fitting_deadlines),
-)  # fmt: skip
+    Rule(
+        "DQ-K02",
+        "consistency",
+        "A fitted device is allocated to an active or suspended order",
+        1.0,
+        _allocations_on_live_orders,
+    ),
+    Rule(
+        "DQ-K03",
+        "consistency",
+        "An active curfew's address has domestic abuse and child safeguarding checks",
+        1.0,
+        _curfew_checks,
+    ),
+    Rule(
+        "DQ-T01",
+        "timeliness",
+        "Each fitted device on an active order was heard within the last hour",
+        0.98,
+        _telemetry_heard,
+    ),
+    Rule(
+        "DQ-T02",
+        "timeliness",
+        "Orders awaiting fitting are within their fitting deadline",
+        1.0,
+        _fitting_deadlines,
+    ),
+)
 RULES_BY_ID = {rule.rule_id: rule for rule in RULES}
 
 
@@ -157,6 +211,11 @@ class Failure:
     person_id: int | None
     record: str
 
+    @property
+    def kind(self) -> str:
+        """The kind of record alone (person, order, ...), which identifies nobody."""
+        return self.record.split(" ", 1)[0]
+
 
 def person_units(session: Session) -> dict[int, str]:
     """Each person's delivery unit: that of their latest order."""
@@ -175,12 +234,17 @@ def evaluate(session: Session, now: dt.datetime) -> tuple[list[Score], list[Fail
     for rule in RULES:
         tally: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         for finding in rule.check(session, now):
-            unit = units.get(finding.person_id, NO_UNIT) if finding.person_id is not None else NO_UNIT
+            unit = (
+                units.get(finding.person_id, NO_UNIT) if finding.person_id is not None else NO_UNIT
+            )
             tally[unit][0] += 1
             if not finding.passed:
                 tally[unit][1] += 1
                 failures.append(Failure(rule.rule_id, unit, finding.person_id, finding.record))
-        scores += [Score(rule.rule_id, unit, checked, failed) for unit, (checked, failed) in sorted(tally.items())]
+        scores += [
+            Score(rule.rule_id, unit, checked, failed)
+            for unit, (checked, failed) in sorted(tally.items())
+        ]
     return scores, failures
 
 
@@ -199,15 +263,23 @@ def take_snapshot(session: Session, now: dt.datetime) -> int:
     day = now.date()
     session.execute(delete(DqSnapshot).where(DqSnapshot.day == day))
     session.add_all(
-        DqSnapshot(day=day, rule_id=s.rule_id, delivery_unit_code=s.delivery_unit_code,
-                   checked=s.checked, failed=s.failed, taken_at=now)
+        DqSnapshot(
+            day=day,
+            rule_id=s.rule_id,
+            delivery_unit_code=s.delivery_unit_code,
+            checked=s.checked,
+            failed=s.failed,
+            taken_at=now,
+        )
         for s in scores
-    )  # fmt: skip
+    )
     session.flush()
     return len(scores)
 
 
-def trend(session: Session, delivery_unit_code: str | None, days: int, today: dt.date) -> dict[dt.date, dict[str, float | None]]:
+def trend(
+    session: Session, delivery_unit_code: str | None, days: int, today: dt.date
+) -> dict[dt.date, dict[str, float | None]]:
     """Score a day for each rule over the last `days`, for one unit or all of them."""
     query = select(DqSnapshot).where(DqSnapshot.day > today - dt.timedelta(days=days))
     if delivery_unit_code:

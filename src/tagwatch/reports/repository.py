@@ -74,35 +74,24 @@ def violation_counts(
     return [(o, r, n) for o, r, n in session.execute(statement)]
 
 
-def alert_counts(session: Session, start: dt.datetime, end: dt.datetime) -> list[tuple[int | None, int]]:
-    statement = (
-        select(Alert.order_id, func.count())
-        .where(Alert.raised_at >= start, Alert.raised_at < end)
-        .group_by(Alert.order_id)
-    )
-    return [(o, n) for o, n in session.execute(statement)]
-
-
 def _seconds_between(session: Session, begin: Any, end: Any) -> ColumnElement[float]:
-    # Done in SQL so that millions of timestamps never become Python objects.
+    # Done in SQL so that millions of timestamps never become Python datetimes.
     if session.get_bind().dialect.name == "sqlite":
         return (func.julianday(end) - func.julianday(begin)) * literal(86400.0)
     return cast(func.extract("epoch", end - begin), Float)
 
 
-def alert_path_seconds(
-    session: Session, start: dt.datetime, end: dt.datetime, stop: str
-) -> list[float]:
-    """Seconds from the violation to `stop` (raised_at, acknowledged_at, outcome_at) for
-    violation alerts raised in [start, end) that reached it."""
-    column = getattr(Alert, stop)
-    statement = select(_seconds_between(session, Alert.event_at, column)).where(
+def alerts_raised(session: Session, start: dt.datetime, end: dt.datetime) -> list[tuple[Any, ...]]:
+    """One row an alert raised in [start, end), read in one pass: (order id, is it about a
+    violation, seconds from the event to raised, to acknowledged, to outcome)."""
+    statement = select(
+        Alert.order_id,
         Alert.kind == "violation",
-        Alert.raised_at >= start,
-        Alert.raised_at < end,
-        column.is_not(None),
-    )
-    return [float(v) for (v,) in session.execute(statement)]
+        _seconds_between(session, Alert.event_at, Alert.raised_at),
+        _seconds_between(session, Alert.event_at, Alert.acknowledged_at),
+        _seconds_between(session, Alert.event_at, Alert.outcome_at),
+    ).where(Alert.raised_at >= start, Alert.raised_at < end)
+    return [tuple(row) for row in session.execute(statement)]
 
 
 def alerts_overdue(session: Session, as_at: dt.datetime) -> int:
@@ -154,3 +143,16 @@ def labels(session: Session, kind: str) -> dict[str, str]:
         select(ReferenceValue.code, ReferenceValue.label).where(ReferenceValue.kind == kind)
     )
     return {code: label for code, label in rows}
+
+
+def request_seconds(
+    session: Session, start: dt.datetime, end: dt.datetime, stop: str
+) -> list[float]:
+    """Seconds from a data request to `stop` for requests made in [start, end)."""
+    from tagwatch.requests.models import DataRequest
+
+    column = getattr(DataRequest, stop)
+    statement = select(_seconds_between(session, DataRequest.requested_at, column)).where(
+        DataRequest.requested_at >= start, DataRequest.requested_at < end, column.is_not(None)
+    )
+    return [float(v) for (v,) in session.execute(statement)]

@@ -12,7 +12,10 @@ from tagwatch.reports import ods
 from tagwatch.reports.statistics import Period, Publication, compute
 
 DEFAULT_THRESHOLD = 5
-FORMATS = {"ods": "application/vnd.oasis.opendocument.spreadsheet", "csv": "text/csv; charset=utf-8"}
+FORMATS = {
+    "ods": "application/vnd.oasis.opendocument.spreadsheet",
+    "csv": "text/csv; charset=utf-8",
+}
 
 
 def statistics(
@@ -41,7 +44,12 @@ def export(
         "report.export",
         subject_type="statistics",
         subject_id=f"{period.start}..{period.end}",
-        detail={"format": fmt, "published": published, "threshold": publication.threshold, "tables": len(publication.tables)},
+        detail={
+            "format": fmt,
+            "published": published,
+            "threshold": publication.threshold,
+            "tables": len(publication.tables),
+        },
     )
     return content
 

@@ -9,7 +9,7 @@ notes sheet of the spreadsheet.
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,8 +43,15 @@ VIOLATION_GROUPS = {
     "alcohol": "Alcohol",
     "checkin": "Check-in",
 }
-AGE_BANDS = ((0, "Under 18"), (18, "18 to 24"), (25, "25 to 34"), (35, "35 to 44"),
-             (45, "45 to 54"), (55, "55 to 64"), (65, "65 and over"))  # fmt: skip
+AGE_BANDS = (
+    (0, "Under 18"),
+    (18, "18 to 24"),
+    (25, "25 to 34"),
+    (35, "35 to 44"),
+    (45, "45 to 54"),
+    (55, "55 to 64"),
+    (65, "65 and over"),
+)
 # ONS 2021 top-level ethnic groups, from the first letter of the code.
 ETHNIC_GROUPS = {
     "A": "Asian or Asian British",
@@ -66,12 +73,20 @@ def violation_group(rule_id: str) -> str:
 
 
 def age_band(date_of_birth: dt.date, on: dt.date) -> str:
-    age = on.year - date_of_birth.year - ((on.month, on.day) < (date_of_birth.month, date_of_birth.day))
+    age = (
+        on.year
+        - date_of_birth.year
+        - ((on.month, on.day) < (date_of_birth.month, date_of_birth.day))
+    )
     return [label for lower, label in AGE_BANDS if age >= lower][-1]
 
 
 def ethnic_group(code: str) -> str:
-    return ETHNIC_GROUPS.get(code[:1], ETHNICITY_NOT_STATED) if code not in ("NR", "NS") else ETHNICITY_NOT_STATED
+    return (
+        ETHNIC_GROUPS.get(code[:1], ETHNICITY_NOT_STATED)
+        if code not in ("NR", "NS")
+        else ETHNICITY_NOT_STATED
+    )
 
 
 def nationality_group(code: str) -> str:
@@ -91,21 +106,48 @@ class Breakdown:
 def breakdowns(region_labels: dict[str, str], unit_labels: dict[str, str]) -> list[Breakdown]:
     return [
         Breakdown("all", "All", lambda o, p, on: "All people"),
-        Breakdown("order_type", "Order type", lambda o, p, on: _code_label(o.type),
-                  tuple(_code_label(t) for t in ORDER_TYPES)),
-        Breakdown("region", "Region", lambda o, p, on: region_labels.get(o.region_code, o.region_code)),
-        Breakdown("delivery_unit", "Probation delivery unit",
-                  lambda o, p, on: unit_labels.get(o.delivery_unit_code, o.delivery_unit_code)),
-        Breakdown("age_band", "Age band", lambda o, p, on: age_band(p.date_of_birth, on),
-                  tuple(label for _, label in AGE_BANDS)),
-        Breakdown("sex", "Sex", lambda o, p, on: _code_label(p.sex), tuple(_code_label(s) for s in SEX)),
-        Breakdown("ethnic_group", "Ethnic group", lambda o, p, on: ethnic_group(p.ethnicity),
-                  (*ETHNIC_GROUPS.values(), ETHNICITY_NOT_STATED)),
-        Breakdown("disability", "Disability", lambda o, p, on: _code_label(p.disability),
-                  tuple(_code_label(d) for d in DISABILITY)),
-        Breakdown("nationality", "Nationality group", lambda o, p, on: nationality_group(p.nationality),
-                  NATIONALITY_GROUPS),
-    ]  # fmt: skip
+        Breakdown(
+            "order_type",
+            "Order type",
+            lambda o, p, on: _code_label(o.type),
+            tuple(_code_label(t) for t in ORDER_TYPES),
+        ),
+        Breakdown(
+            "region", "Region", lambda o, p, on: region_labels.get(o.region_code, o.region_code)
+        ),
+        Breakdown(
+            "delivery_unit",
+            "Probation delivery unit",
+            lambda o, p, on: unit_labels.get(o.delivery_unit_code, o.delivery_unit_code),
+        ),
+        Breakdown(
+            "age_band",
+            "Age band",
+            lambda o, p, on: age_band(p.date_of_birth, on),
+            tuple(label for _, label in AGE_BANDS),
+        ),
+        Breakdown(
+            "sex", "Sex", lambda o, p, on: _code_label(p.sex), tuple(_code_label(s) for s in SEX)
+        ),
+        Breakdown(
+            "ethnic_group",
+            "Ethnic group",
+            lambda o, p, on: ethnic_group(p.ethnicity),
+            (*ETHNIC_GROUPS.values(), ETHNICITY_NOT_STATED),
+        ),
+        Breakdown(
+            "disability",
+            "Disability",
+            lambda o, p, on: _code_label(p.disability),
+            tuple(_code_label(d) for d in DISABILITY),
+        ),
+        Breakdown(
+            "nationality",
+            "Nationality group",
+            lambda o, p, on: nationality_group(p.nationality),
+            NATIONALITY_GROUPS,
+        ),
+    ]
 
 
 @dataclass(frozen=True)
@@ -166,7 +208,10 @@ class Table:
         """The published value: a number, `[c]`, or None for a rate with no denominator."""
         rate = next((r for r in self.measure.rates if r.label == column), None)
         if rate is None:
-            return SUPPRESSED if (row, column) in self.hidden else self.values[column][row]
+            if (row, column) in self.hidden:
+                return SUPPRESSED
+            value = self.values[column][row]
+            return int(value) if float(value).is_integer() else round(value, 1)
         if {(row, rate.numerator), (row, rate.denominator)} & self.hidden:
             return SUPPRESSED
         denominator = self.values[rate.denominator][row]
@@ -181,22 +226,51 @@ class Table:
 def measures() -> list[Measure]:
     violation_parts = tuple(dict.fromkeys(VIOLATION_GROUPS.values()))
     return [
-        Measure("monitored", "People monitored at the end of the period, by device type",
-                DEVICE_PRECEDENCE, True, notes=(1, 2)),
-        Measure("starts", "New orders and new fittings in the period",
-                (), False, extras=("New orders", "New fittings"), notes=(3,)),
-        Measure("ended", "Orders ended in the period, by outcome, with the compliance rate",
-                tuple(END_OUTCOMES.values()), True,
-                rates=(Rate("Compliance rate (%)", "Completed", TOTAL, 100, 1),), notes=(4,)),
-        Measure("violations", "Violations per 100 monitored days, by type",
-                (*violation_parts, "Other"), True, extras=("Monitored days",),
-                rates=tuple(Rate(f"{p} per 100 days", p, "Monitored days", 100, 2)
-                            for p in (*violation_parts, "Other", TOTAL)), notes=(5, 6)),
-        Measure("alerts", "Alerts per person per monitored day",
-                (), False, extras=("Alerts", "Monitored days"),
-                rates=(Rate("Alerts per person per day", "Alerts", "Monitored days", 1, 3),),
-                notes=(5, 7)),
-    ]  # fmt: skip
+        Measure(
+            "monitored",
+            "People monitored at the end of the period, by device type",
+            DEVICE_PRECEDENCE,
+            True,
+            notes=(1, 2),
+        ),
+        Measure(
+            "starts",
+            "New orders and new fittings in the period",
+            (),
+            False,
+            extras=("New orders", "New fittings"),
+            notes=(3,),
+        ),
+        Measure(
+            "ended",
+            "Orders ended in the period, by outcome, with the compliance rate",
+            tuple(END_OUTCOMES.values()),
+            True,
+            rates=(Rate("Compliance rate (%)", "Completed", TOTAL, 100, 1),),
+            notes=(4,),
+        ),
+        Measure(
+            "violations",
+            "Violations per 100 monitored days, by type",
+            (*violation_parts, "Other"),
+            True,
+            extras=("Monitored days",),
+            rates=tuple(
+                Rate(f"{p} per 100 days", p, "Monitored days", 100, 2)
+                for p in (*violation_parts, "Other", TOTAL)
+            ),
+            notes=(5, 6),
+        ),
+        Measure(
+            "alerts",
+            "Alerts per person per monitored day",
+            (),
+            False,
+            extras=("Alerts", "Monitored days"),
+            rates=(Rate("Alerts per person per day", "Alerts", "Monitored days", 1, 3),),
+            notes=(5, 7),
+        ),
+    ]
 
 
 NOTES = {
@@ -261,7 +335,9 @@ def _union_days(intervals: Iterable[tuple[dt.datetime, dt.datetime]]) -> float:
     return total / DAY
 
 
-def collect(session: Session, period: Period) -> tuple[Records, dict[int, Any], dict[int, Any]]:
+def collect(
+    session: Session, period: Period, alerts: list[tuple[Any, ...]]
+) -> tuple[Records, dict[int, Any], dict[int, Any]]:
     opens, closes = period.opens, period.closes
     orders = repository.orders(session)
     people = repository.people(session)
@@ -293,29 +369,44 @@ def collect(session: Session, period: Period) -> tuple[Records, dict[int, Any], 
     for o in orders.values():
         if period.start <= o.start_date <= period.end:
             records["starts"].append((o.id, "New orders", 1))
-        if o.status == "ended" and o.end_reason in END_OUTCOMES and period.start <= o.end_date <= period.end:
+        if (
+            o.status == "ended"
+            and o.end_reason in END_OUTCOMES
+            and period.start <= o.end_date <= period.end
+        ):
             records["ended"].append((o.id, END_OUTCOMES[o.end_reason], 1))
-    for order_id, rule_id, count in repository.violation_counts(session, opens, closes):
-        if order_id in orders:
-            records["violations"].append((order_id, violation_group(rule_id), count))
-    for order_id, count in repository.alert_counts(session, opens, closes):
+    for violated, rule_id, count in repository.violation_counts(session, opens, closes):
+        if violated in orders:
+            records["violations"].append((violated, violation_group(rule_id), count))
+    for order_id, count in Counter(row[0] for row in alerts).items():
         if order_id in orders:
             records["alerts"].append((order_id, "Alerts", count))
-    return Records(dict(records)), orders, people
+    # One record per order and column keeps the pivots short.
+    merged: dict[str, list[tuple[int, str, float]]] = {}
+    for key, items in records.items():
+        sums: dict[tuple[int, str], float] = defaultdict(float)
+        for order_id, column, value in items:
+            sums[(order_id, column)] += value
+        merged[key] = [(order_id, column, value) for (order_id, column), value in sums.items()]
+    return Records(merged), orders, people
+
+
+def categories(
+    breakdown: Breakdown, orders: dict[int, Any], people: dict[int, Any], on: dt.date
+) -> dict[int, str]:
+    """Each order's category in a breakdown, worked out once for every table."""
+    return {oid: breakdown.category(o, people[o.person_id], on) for oid, o in orders.items()}
 
 
 def pivot(
     measure: Measure,
     breakdown: Breakdown,
     records: list[tuple[int, str, float]],
-    orders: dict[int, Any],
-    people: dict[int, Any],
-    on: dt.date,
+    categories_of: dict[int, str],
 ) -> tuple[list[str], dict[str, list[float]]]:
     sums: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for order_id, column, value in records:
-        order = orders[order_id]
-        sums[breakdown.category(order, people[order.person_id], on)][column] += value
+        sums[categories_of[order_id]][column] += value
     categories = list(breakdown.fixed) + sorted(set(sums) - set(breakdown.fixed))
     if breakdown.key == "all":
         categories = []
@@ -340,17 +431,29 @@ class Publication:
 
 
 def compute(
-    session: Session, period: Period, *, threshold: int | None = None, now: dt.datetime | None = None
+    session: Session,
+    period: Period,
+    *,
+    threshold: int | None = None,
+    now: dt.datetime | None = None,
 ) -> Publication:
     """Every table for the period; `threshold` set means suppressed for publication."""
     from tagwatch.reports.performance import service_performance
 
-    records, orders, people = collect(session, period)
-    all_breakdowns = breakdowns(repository.labels(session, "region"), repository.labels(session, "delivery_unit"))
+    alerts = repository.alerts_raised(session, period.opens, period.closes)
+    records, orders, people = collect(session, period, alerts)
+    all_breakdowns = breakdowns(
+        repository.labels(session, "region"), repository.labels(session, "delivery_unit")
+    )
     tables: list[Table] = []
+    category_maps = [categories(b, orders, people, period.end) for b in all_breakdowns]
     for number, measure in enumerate(measures(), start=1):
-        for letter, breakdown in zip("abcdefghijklmnopqrstuvwxyz", all_breakdowns, strict=False):
-            rows, values = pivot(measure, breakdown, records.by_measure.get(measure.key, []), orders, people, period.end)
+        for letter, breakdown, categories_of in zip(
+            "abcdefghijklmnopqrstuvwxyz", all_breakdowns, category_maps, strict=False
+        ):
+            rows, values = pivot(
+                measure, breakdown, records.by_measure.get(measure.key, []), categories_of
+            )
             by = "" if breakdown.key == "all" else f", by {breakdown.heading.lower()}"
             table = Table(
                 key=f"{number}{letter}",
@@ -359,10 +462,20 @@ def compute(
                 rows=rows,
                 measure=measure,
                 values=values,
-                notes=(*measure.notes, *((8,) if breakdown.key not in ("all", "order_type", "region", "delivery_unit") else ()), *((9,) if threshold else ())),
+                notes=(
+                    *measure.notes,
+                    *(
+                        (8,)
+                        if breakdown.key not in ("all", "order_type", "region", "delivery_unit")
+                        else ()
+                    ),
+                    *((9,) if threshold else ()),
+                ),
             )
             if threshold:
                 table.apply_suppression(threshold)
             tables.append(table)
-    performance = service_performance(session, period)
-    return Publication(period, threshold, tables, performance, NOTES, now or dt.datetime.now(dt.UTC))
+    performance = service_performance(session, period, alerts)
+    return Publication(
+        period, threshold, tables, performance, NOTES, now or dt.datetime.now(dt.UTC)
+    )

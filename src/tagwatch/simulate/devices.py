@@ -19,6 +19,7 @@ import numpy as np
 import shapely
 from numpy.typing import NDArray
 
+from tagwatch.compliance.rules import REPORTING_INTERVAL_SECONDS
 from tagwatch.simulate.frame import to_lonlat
 from tagwatch.simulate.routine import HOUR, DayPlan, day_start, plan_day
 from tagwatch.simulate.schedule import inside, local_date, period_intervals, runs
@@ -421,26 +422,37 @@ def _tampers(out: _Day, serial: str, wearer: Wearer, plan: DayPlan, a: float, b:
 
 
 def _rf(out: _Day, tag: str, unit: str, plan: DayPlan, a: float, b: float) -> None:
+    """The home unit reports the tag's range state on every heartbeat and at each change."""
     rng = out.rng
-    if plan.start >= a:
-        out.add(tag, "rf", a, state="in_range", unit=unit)
+    changes: list[tuple[float, str]] = [(a, "in_range")] if plan.start >= a else []
     for leave, back in plan.away():
         gone = leave + float(rng.uniform(30, 120))  # the unit notices missed heartbeats
         returned = back + float(rng.uniform(5, 60))
         if a <= gone < b:
-            out.add(tag, "rf", gone, state="out_of_range", unit=unit)
+            changes.append((gone, "out_of_range"))
         if a <= returned < b:
-            out.add(tag, "rf", returned, state="in_range", unit=unit)
+            changes.append((returned, "in_range"))
+    for t, state in changes:
+        out.add(tag, "rf", t, state=state, unit=unit)
+    # Heartbeats at the intervals the rule set expects; a day starts with everyone at home.
+    times = np.array([a] + [t for t, _ in changes])
+    states = ["in_range"] + [state for _, state in changes]
+    for t in np.arange(a, b, REPORTING_INTERVAL_SECONDS["rf_tag"]):
+        latest = int(np.searchsorted(times, t, "right")) - 1
+        if times[latest] != t or latest == 0:
+            out.add(tag, "rf", float(t), state=states[latest], unit=unit)
     days_worn = max(0.0, (a - out.wearer.fitted_s) / 86_400)
     for t in np.arange(a, b, 6 * HOUR):
         out.add(tag, "status", t, battery_pct=max(5, int(100 - days_worn * 0.25)), strap="ok")
-        out.add(unit, "status", t + 30, unit_power="on", unit_moved=False)
+    off = on = b
     if rng.random() < 0.005:
         off = float(rng.uniform(a, b))
         on = min(b - 1, off + float(rng.uniform(10, 240)) * 60)
         out.add(unit, "status", off, unit_power="off")
         out.add(unit, "status", on, unit_power="on")
         out.log("unit_power_loss", unit, off, on)
+    for t in np.arange(a + 30, b, REPORTING_INTERVAL_SECONDS["home_monitoring_unit"]):
+        out.add(unit, "status", float(t), unit_power="off" if off <= t < on else "on")
     if rng.random() < 0.002:
         moved = float(rng.uniform(a, b))
         out.add(unit, "status", moved, unit_moved=True)

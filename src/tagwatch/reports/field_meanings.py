@@ -1,0 +1,618 @@
+"""What each stored field means, its classification and each table's retention.
+
+The one place the data dictionary's words come from; types, keys and nullability come from
+the live models. A test fails when a column has no meaning here, so the dictionary cannot
+fall behind the models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tagwatch.alerts.models import AlertKind, AlertStatus, DeliveryStatus, Outcome, TamperFinding
+from tagwatch.cases import validation
+from tagwatch.cases.lifecycle import END_REASONS, STATUSES
+from tagwatch.compliance.rules import RULES
+
+PERSONAL = "personal"
+SPECIAL = "special category"
+CRIMINAL = "criminal offence data"
+LOCATION = "personal: location (high sensitivity)"
+OPERATIONAL = "operational"
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    meaning: str
+    classification: str
+    retention: str
+
+
+CASE_RETENTION = "Seven years after the person's last order ends, then deleted"
+TRAIL_RETENTION = (
+    "Six years after the allocation ends (or longer if held as evidence), then deleted"
+)
+OPS_RETENTION = "Two years, then deleted"
+AUDIT_RETENTION = "Seven years; never edited"
+
+TABLES: dict[str, TableInfo] = {
+    "person": TableInfo(
+        "A person who wears, or may wear, a monitoring device.", PERSONAL, CASE_RETENTION
+    ),
+    "person_name": TableInfo("A person's primary name and aliases.", PERSONAL, CASE_RETENTION),
+    "address": TableInfo(
+        "An address of a person (curfew addresses among them).", PERSONAL, CASE_RETENTION
+    ),
+    "monitoring_order": TableInfo(
+        "The legal basis for monitoring a person.", CRIMINAL, CASE_RETENTION
+    ),
+    "order_version": TableInfo(
+        "Each change (variation) to an order, with who, when and why.", CRIMINAL, CASE_RETENTION
+    ),
+    "order_condition": TableInfo(
+        "A requirement of an order: curfew, zone, trail, alcohol, attendance.",
+        CRIMINAL,
+        CASE_RETENTION,
+    ),
+    "safeguarding_check": TableInfo(
+        "A domestic abuse or child safeguarding check of a curfew address.", SPECIAL, CASE_RETENTION
+    ),
+    "device": TableInfo(
+        "A physical monitoring device.",
+        OPERATIONAL,
+        "Kept while the device is in service, then two years",
+    ),
+    "allocation": TableInfo(
+        "A device on a person's order from fitting to removal.", PERSONAL, CASE_RETENTION
+    ),
+    "reference_value": TableInfo(
+        "Code lists maintained by administrators.",
+        OPERATIONAL,
+        "Kept; values are retired, not deleted",
+    ),
+    "gps_fix": TableInfo(
+        "One position reported by a device (raw, never edited).", LOCATION, TRAIL_RETENTION
+    ),
+    "device_event": TableInfo(
+        "One non-position record from a device: RF, alcohol, status, check-in.",
+        SPECIAL,
+        TRAIL_RETENTION,
+    ),
+    "device_track": TableInfo(
+        "The latest record heard from each device, for freshness checks.", LOCATION, TRAIL_RETENTION
+    ),
+    "quarantined_record": TableInfo(
+        "A device record refused at ingestion, kept with its errors.", LOCATION, TRAIL_RETENTION
+    ),
+    "ingest_batch": TableInfo(
+        "One batch of device records received through a channel.", OPERATIONAL, OPS_RETENTION
+    ),
+    "violation": TableInfo(
+        "A breach of a condition or device rule found by the compliance engine.",
+        CRIMINAL,
+        CASE_RETENTION,
+    ),
+    "authorised_absence": TableInfo(
+        "A permitted absence from the curfew address.", CRIMINAL, CASE_RETENTION
+    ),
+    "zone_suspension": TableInfo(
+        "A time-boxed suspension of a zone condition.", CRIMINAL, CASE_RETENTION
+    ),
+    "alert": TableInfo(
+        "An alert raised for a violation or a missed fitting deadline, and its outcome.",
+        CRIMINAL,
+        CASE_RETENTION,
+    ),
+    "alert_history": TableInfo("Every change to an alert.", CRIMINAL, CASE_RETENTION),
+    "alert_notification": TableInfo(
+        "One message about an alert to one recipient.", PERSONAL, OPS_RETENTION
+    ),
+    "outbox_message": TableInfo(
+        "A message in a user's in-app notifications.", PERSONAL, OPS_RETENTION
+    ),
+    "crime_batch": TableInfo("A batch of crimes sent by a police force.", OPERATIONAL, "Six years"),
+    "crime_batch_error": TableInfo(
+        "A row of a crime batch that was refused, with the reason.", OPERATIONAL, "Six years"
+    ),
+    "crime": TableInfo(
+        "A crime reported by a force, identified by force and reference.", CRIMINAL, "Six years"
+    ),
+    "crime_version": TableInfo("One version of a crime as sent in a batch.", CRIMINAL, "Six years"),
+    "crime_match_run": TableInfo(
+        "One run of the crime matcher over a batch.", OPERATIONAL, "Six years"
+    ),
+    "crime_match": TableInfo(
+        "A person whose track came within the radius of a crime.",
+        CRIMINAL,
+        "Six years, or as long as evidence is held",
+    ),
+    "crime_match_position": TableInfo(
+        "A position of the matched person kept as evidence.",
+        LOCATION,
+        "Six years, or as long as evidence is held",
+    ),
+    "team": TableInfo("A team of users.", OPERATIONAL, "Kept while in use"),
+    "app_user": TableInfo("A user account.", PERSONAL, "Two years after the account is closed"),
+    "api_token": TableInfo(
+        "An API token of a user or client.", OPERATIONAL, "Two years after revocation or expiry"
+    ),
+    "audit_entry": TableInfo(
+        "One audited action: who did what, to what, why (hash-chained).", PERSONAL, AUDIT_RETENTION
+    ),
+    "data_request": TableInfo(
+        "A request for a person's location data, its decision and fulfilment.",
+        LOCATION,
+        "Six years after the decision",
+    ),
+    "data_request_file": TableInfo(
+        "A file of location data produced for an approved request.",
+        LOCATION,
+        "Deleted when the request expires; the record of it kept six years",
+    ),
+    "dq_snapshot": TableInfo(
+        "One data quality rule's score for one delivery unit on one day.", OPERATIONAL, "Five years"
+    ),
+}
+
+# Columns whose sensitivity is higher than their table's.
+COLUMN_CLASSIFICATION: dict[str, str] = {
+    "person.ethnicity": f"{SPECIAL} (racial or ethnic origin)",
+    "person.religion": f"{SPECIAL} (religious belief)",
+    "person.disability": f"{SPECIAL} (health)",
+    "device_event.payload": f"{SPECIAL} (health: alcohol readings)",
+    "address.lat": LOCATION,
+    "address.lon": LOCATION,
+    "device_track.last_lat": LOCATION,
+    "device_track.last_lon": LOCATION,
+    "crime_match.closest_latitude": LOCATION,
+    "crime_match.closest_longitude": LOCATION,
+    "order_condition.geometry": LOCATION,
+}
+
+ALLOWED_VALUES: dict[str, tuple[str, ...]] = {
+    "person.sex": validation.SEX,
+    "person.gender": validation.GENDER,
+    "person.disability": validation.DISABILITY,
+    "person.religion": validation.RELIGION,
+    "person.ethnicity": validation.ETHNICITY,
+    "person_name.kind": validation.NAME_KINDS,
+    "monitoring_order.type": validation.ORDER_TYPES,
+    "monitoring_order.status": STATUSES,
+    "monitoring_order.end_reason": END_REASONS,
+    "monitoring_order.notifying_org_kind": validation.ORG_KINDS,
+    "monitoring_order.responsible_org_kind": validation.ORG_KINDS,
+    "order_condition.type": validation.CONDITION_TYPES,
+    "safeguarding_check.kind": validation.CHECK_KINDS,
+    "safeguarding_check.outcome": validation.CHECK_OUTCOMES,
+    "device.type": validation.DEVICE_TYPES,
+    "violation.rule_id": tuple(RULES),
+    "violation.status": ("possible", "confirmed"),
+    "violation.severity": ("low", "medium", "high"),
+    "alert.kind": tuple(AlertKind),
+    "alert.status": tuple(AlertStatus),
+    "alert.outcome": tuple(Outcome),
+    "alert.tamper_finding": tuple(TamperFinding),
+    "alert_notification.status": tuple(DeliveryStatus),
+    "crime_batch.status": ("successful", "partial", "error", "failed"),
+    "crime_version.crime_type": ("RB", "BIAD", "AB", "BOTD", "TOMV", "TFP", "TFMV"),
+    "crime_match_run.trigger": ("auto", "manual"),
+    "crime_match_run.status": ("success", "failure"),
+    "gps_fix.source": ("gnss", "cell", "wifi", "beacon"),
+    "device_event.type": ("rf", "alcohol", "status", "checkin"),
+}
+
+# Every table has a surrogate key called id with this meaning.
+GENERIC: dict[str, str] = {"id": "Surrogate key of the row, assigned by the store."}
+
+FIELDS: dict[str, str] = {
+    # person
+    "person.ref": "The person's tagwatch reference (TW and digits).",
+    "person.date_of_birth": "Date of birth.",
+    "person.sex": "Sex as recorded.",
+    "person.gender": "Gender as the person describes it.",
+    "person.ethnicity": "Ethnicity, ONS 2021 category code.",
+    "person.disability": "Whether the person considers themselves disabled.",
+    "person.nationality": "Nationality, ISO 3166-1 alpha-3 code, or not_recorded.",
+    "person.religion": "Religion or belief.",
+    "person.language": "Preferred language, ISO 639-1 code.",
+    "person.interpreter_needed": "Whether an interpreter is needed.",
+    "person.restricted": "A high-profile case visible only to users allowed restricted cases.",
+    "person.crn": "Probation case reference number.",
+    "person.pnc": "Police National Computer identifier.",
+    "person.nomis": "Prison system (NOMIS) identifier.",
+    "person.prison_number": "Prison (book) number.",
+    "person.home_office_ref": "Home Office reference, for immigration bail.",
+    "person.created_at": "When the record was created.",
+    "person.updated_at": "When the record last changed.",
+    # person_name
+    "person_name.person_id": "The person named.",
+    "person_name.kind": "Primary name or alias.",
+    "person_name.given": "Given name.",
+    "person_name.family": "Family name.",
+    "person_name.middle": "Middle names.",
+    "person_name.normalised": "Given and family name folded for search.",
+    "person_name.normalised_family": "Family name folded for surname search.",
+    # address
+    "address.person_id": "The person living there.",
+    "address.ref": "The address's reference within the person's record.",
+    "address.line1": "First line of the address.",
+    "address.line2": "Second line of the address.",
+    "address.town": "Town or city.",
+    "address.postcode": "UK postcode.",
+    "address.lat": "Latitude of the address (WGS84).",
+    "address.lon": "Longitude of the address (WGS84).",
+    # order
+    "monitoring_order.ref": "Order reference (ORD and digits).",
+    "monitoring_order.person_id": "The person the order monitors.",
+    "monitoring_order.type": "The kind of order or licence.",
+    "monitoring_order.status": "Where the order is in its lifecycle.",
+    "monitoring_order.end_reason": "Why an ended order ended.",
+    "monitoring_order.notifying_org_kind": "Kind of organisation that notified the order.",
+    "monitoring_order.notifying_org_name": "Name of the notifying organisation.",
+    "monitoring_order.responsible_org_kind": "Kind of organisation responsible for the person.",
+    "monitoring_order.responsible_org_name": "Name of the responsible organisation.",
+    "monitoring_order.region_code": "Probation region (reference data).",
+    "monitoring_order.delivery_unit_code": "Probation delivery unit (reference data).",
+    "monitoring_order.responsible_officer": "Username of the responsible officer.",
+    "monitoring_order.start_date": "First day of monitoring.",
+    "monitoring_order.end_date": "Last day of monitoring (the date the order ended, once ended).",
+    "monitoring_order.fitting_deadline": "When the device must be fitted by.",
+    "monitoring_order.version": "Current version number (each variation adds one).",
+    "monitoring_order.created_at": "When the order was recorded.",
+    "monitoring_order.updated_at": "When the order last changed.",
+    "monitoring_order.activated_at": "When monitoring began (first fitting).",
+    "monitoring_order.ended_at": "When the order was recorded as ended.",
+    # order_version
+    "order_version.order_id": "The order changed.",
+    "order_version.version": "Version number.",
+    "order_version.at": "When the change was made.",
+    "order_version.by": "Who made the change.",
+    "order_version.reason": "Why the change was made.",
+    "order_version.changes": "What changed, in words.",
+    "order_version.snapshot": "The order as it was after the change.",
+    # condition
+    "order_condition.order_id": "The order the condition belongs to.",
+    "order_condition.type": "Kind of condition.",
+    "order_condition.start": "When the condition starts.",
+    "order_condition.end": "When the condition ends.",
+    "order_condition.address_id": "The curfew address.",
+    "order_condition.name": "Name of a zone.",
+    "order_condition.geometry": "Zone shape (GeoJSON polygon, multipolygon or circle).",
+    "order_condition.timetable": "Weekly curfew periods.",
+    "order_condition.schedule": "When a zone applies, if not always.",
+    "order_condition.release_day": "The release-day curfew.",
+    "order_condition.appointments": "Appointments to attend.",
+    # safeguarding
+    "safeguarding_check.address_id": "The address checked.",
+    "safeguarding_check.kind": "Kind of check.",
+    "safeguarding_check.checked_by": "Who made the check.",
+    "safeguarding_check.checked_at": "When the check was made.",
+    "safeguarding_check.outcome": "What the check found.",
+    # device and allocation
+    "device.serial": "Device serial number.",
+    "device.type": "Kind of device.",
+    "device.model": "Device model.",
+    "device.batch": "Manufacturing batch or lot (faulty batches are traced by it).",
+    "allocation.device_id": "The device fitted.",
+    "allocation.order_id": "The order it monitors.",
+    "allocation.person_id": "The person wearing it.",
+    "allocation.fitted_at": "When the device was fitted.",
+    "allocation.removed_at": "When the device was removed.",
+    # reference values
+    "reference_value.kind": "Which code list.",
+    "reference_value.code": "The code.",
+    "reference_value.label": "What the code means.",
+    "reference_value.parent_code": "The parent code (a delivery unit's region).",
+    "reference_value.active": "Whether the code may be used on new records.",
+    "reference_value.sort_order": "Position in lists.",
+    # telemetry
+    "gps_fix.dedupe_key": "Key that detects retransmitted duplicates.",
+    "gps_fix.device_serial": "The device that took the fix.",
+    "gps_fix.allocation_id": "The allocation the device was on at the time.",
+    "gps_fix.t_ms": "When the fix was taken (milliseconds since 1970, UTC).",
+    "gps_fix.received_ms": "When the server received it (milliseconds since 1970, UTC).",
+    "gps_fix.seq": "The device's sequence number.",
+    "gps_fix.lat": "Latitude (WGS84).",
+    "gps_fix.lon": "Longitude (WGS84).",
+    "gps_fix.accuracy_m": "Estimated accuracy in metres.",
+    "gps_fix.source": "How the position was found.",
+    "gps_fix.extras": "Further fields sent (satellites, HDOP, speed, heading).",
+    "gps_fix.implausible_reason": "Why the fix is judged implausible, if it is.",
+    "gps_fix.batch_id": "The ingest batch it came in.",
+    "device_event.dedupe_key": "Key that detects retransmitted duplicates.",
+    "device_event.device_serial": "The device that sent it.",
+    "device_event.allocation_id": "The allocation the device was on at the time.",
+    "device_event.type": "Kind of record.",
+    "device_event.t_ms": "When observed (milliseconds since 1970, UTC).",
+    "device_event.received_ms": "When received (milliseconds since 1970, UTC).",
+    "device_event.seq": "The device's sequence number.",
+    "device_event.payload": "The record's fields (RF state, alcohol reading, status, check-in).",
+    "device_event.batch_id": "The ingest batch it came in.",
+    "device_track.device_serial": "The device.",
+    "device_track.max_t_ms": "Latest observation time heard (milliseconds since 1970, UTC).",
+    "device_track.last_key": "Dedupe key of the latest fix.",
+    "device_track.last_t_ms": "Time of the latest fix.",
+    "device_track.last_lat": "Latitude of the latest fix.",
+    "device_track.last_lon": "Longitude of the latest fix.",
+    "quarantined_record.batch_id": "The ingest batch it came in.",
+    "quarantined_record.channel": "Channel it came through (HTTP, MQTT, file).",
+    "quarantined_record.origin": "Where it came from (topic, file name, client).",
+    "quarantined_record.position": "Its line or position in the batch.",
+    "quarantined_record.raw_text": "The record exactly as received.",
+    "quarantined_record.csv_header": "The CSV header it was read with.",
+    "quarantined_record.errors": "Why it was refused, field by field.",
+    "quarantined_record.received_at": "When it was received.",
+    "quarantined_record.status": "Quarantined, replayed or released.",
+    "quarantined_record.corrected_text": "A corrected version to replay.",
+    "quarantined_record.replay_count": "How many times it was replayed.",
+    "quarantined_record.last_replayed_at": "When it was last replayed.",
+    "quarantined_record.released_key": "Dedupe key of the record once accepted.",
+    "ingest_batch.channel": "Channel the batch came through.",
+    "ingest_batch.origin": "Where it came from.",
+    "ingest_batch.received_at": "When it was received.",
+    "ingest_batch.received": "Records received.",
+    "ingest_batch.accepted": "Records accepted.",
+    "ingest_batch.duplicate": "Duplicates dropped.",
+    "ingest_batch.rejected": "Records quarantined.",
+    "ingest_batch.unallocated": "Records from devices on no allocation.",
+    "ingest_batch.implausible": "Fixes judged implausible.",
+    # compliance
+    "violation.allocation_id": "The allocation the violation was found on.",
+    "violation.order_id": "The order.",
+    "violation.person_id": "The person.",
+    "violation.condition_key": "The condition broken; 0 when the rule concerns the device.",
+    "violation.rule_id": "The rule broken.",
+    "violation.rule_version": "Version of the rule's logic.",
+    "violation.rule_set_version": "Version of the rule parameters.",
+    "violation.start": "When the violation began.",
+    "violation.end": "When it ended, if it has.",
+    "violation.severity": "How serious it is.",
+    "violation.status": "Possible or confirmed.",
+    "violation.needs_review": "Whether a person must review it before enforcement (tamper).",
+    "violation.evidence_fixes": "The GPS fixes behind the finding.",
+    "violation.evidence_events": "The device events behind the finding.",
+    "violation.withdrawn_at": "When re-evaluation withdrew it.",
+    "violation.first_found_at": "When it was first found.",
+    "violation.evaluated_at": "When it was last evaluated.",
+    "authorised_absence.order_id": "The order.",
+    "authorised_absence.start": "Start of the absence.",
+    "authorised_absence.end": "End of the absence.",
+    "authorised_absence.reason": "Why it was authorised.",
+    "authorised_absence.recorded_by": "Who recorded it.",
+    "authorised_absence.recorded_at": "When it was recorded.",
+    "authorised_absence.cancelled_at": "When it was cancelled.",
+    "authorised_absence.cancelled_by": "Who cancelled it.",
+    "zone_suspension.order_id": "The order.",
+    "zone_suspension.condition_id": "The zone condition suspended.",
+    "zone_suspension.start": "Start of the suspension.",
+    "zone_suspension.end": "End of the suspension.",
+    "zone_suspension.reason": "Why it was suspended.",
+    "zone_suspension.recorded_by": "Who recorded it.",
+    "zone_suspension.recorded_at": "When it was recorded.",
+    "zone_suspension.cancelled_at": "When it was cancelled.",
+    "zone_suspension.cancelled_by": "Who cancelled it.",
+    # alerts
+    "alert.kind": "What raised the alert.",
+    "alert.subject_key": "What the alert is about; one alert per subject.",
+    "alert.violation_id": "The violation, for a violation alert.",
+    "alert.order_id": "The order.",
+    "alert.allocation_id": "The allocation.",
+    "alert.person_id": "The person.",
+    "alert.violation_type": "The rule broken, or the deadline missed.",
+    "alert.severity": "How serious it is.",
+    "alert.summary": "One-line description shown to officers.",
+    "alert.needs_tamper_review": "Whether a tamper review must come before enforcement.",
+    "alert.status": "Open, acknowledged, resolved or withdrawn.",
+    "alert.responsible_officer": "The officer it is for.",
+    "alert.delivery_unit_code": "The officer's delivery unit.",
+    "alert.event_at": "When the event happened.",
+    "alert.received_at": "When the triggering record reached the server.",
+    "alert.evaluated_at": "When the rules ran over it.",
+    "alert.raised_at": "When the alert was raised.",
+    "alert.notified_at": "When the officer was first notified.",
+    "alert.acknowledged_at": "When it was acknowledged.",
+    "alert.acknowledged_by": "Who acknowledged it.",
+    "alert.escalated_at": "When it was escalated.",
+    "alert.escalated_to": "Who it was escalated to.",
+    "alert.tamper_finding": "What the tamper review found.",
+    "alert.tamper_review_note": "The tamper reviewer's note.",
+    "alert.tamper_reviewed_at": "When the tamper was reviewed.",
+    "alert.tamper_reviewed_by": "Who reviewed the tamper.",
+    "alert.outcome_due_at": "When an enforcement outcome is due.",
+    "alert.outcome": "The enforcement outcome.",
+    "alert.outcome_note": "Why that outcome.",
+    "alert.outcome_at": "When the outcome was recorded.",
+    "alert.outcome_by": "Who recorded the outcome.",
+    "alert.violation_ended_at": "When the violation ended.",
+    "alert.violation_withdrawn_at": "When the violation was withdrawn.",
+    "alert.updated_at": "When the alert last changed.",
+    "alert_history.alert_id": "The alert.",
+    "alert_history.at": "When the change was made.",
+    "alert_history.actor": "Who made it (a username, or system).",
+    "alert_history.action": "What was done.",
+    "alert_history.detail": "Details of the change.",
+    "alert_notification.alert_id": "The alert.",
+    "alert_notification.purpose": "Raised or escalated.",
+    "alert_notification.channel": "How it is sent (Notify, email, webhook, outbox).",
+    "alert_notification.recipient": "Username of the recipient.",
+    "alert_notification.email": "Email address it was sent to.",
+    "alert_notification.subject": "Message subject.",
+    "alert_notification.body": "Message body.",
+    "alert_notification.status": "Delivery status.",
+    "alert_notification.attempts": "Delivery attempts made.",
+    "alert_notification.next_attempt_at": "When the next attempt is due.",
+    "alert_notification.last_error": "The last delivery error.",
+    "alert_notification.provider_reference": "The provider's reference for the message.",
+    "alert_notification.created_at": "When the message was created.",
+    "alert_notification.sent_at": "When it was sent.",
+    "outbox_message.alert_id": "The alert.",
+    "outbox_message.recipient": "Username of the recipient.",
+    "outbox_message.subject": "Message subject.",
+    "outbox_message.body": "Message body.",
+    "outbox_message.reference": "Unique message reference.",
+    "outbox_message.created_at": "When it was created.",
+    "outbox_message.read_at": "When the recipient read it.",
+    # crime mapping
+    "crime_batch.force_code": "The police force that sent it.",
+    "crime_batch.batch_ref": "The force's batch id.",
+    "crime_batch.file_name": "Name of the file uploaded.",
+    "crime_batch.file_sha256": "SHA-256 of the file.",
+    "crime_batch.received_at": "When it was received.",
+    "crime_batch.received_by": "Who uploaded it.",
+    "crime_batch.status": "Outcome of reading the batch.",
+    "crime_batch.total_rows": "Rows in the file.",
+    "crime_batch.accepted_rows": "Rows accepted.",
+    "crime_batch.failed_rows": "Rows refused.",
+    "crime_batch.duplicate_rows": "Rows unchanged from an earlier batch.",
+    "crime_batch.header_skipped": "Whether a header row was skipped.",
+    "crime_batch.file_errors": "Errors about the file as a whole.",
+    "crime_batch_error.batch_id": "The batch.",
+    "crime_batch_error.row": "Row number in the file.",
+    "crime_batch_error.field": "The field at fault.",
+    "crime_batch_error.code": "Error code.",
+    "crime_batch_error.reason": "Why the row was refused.",
+    "crime_batch_error.value": "The value refused.",
+    "crime_batch_error.crime_reference": "The crime reference on the row.",
+    "crime.force_code": "The reporting force.",
+    "crime.crime_ref": "The force's crime reference.",
+    "crime_version.crime_id": "The crime.",
+    "crime_version.batch_id": "The batch it came in.",
+    "crime_version.row": "Row number in the batch.",
+    "crime_version.version_no": "Version number (rises only when something changed).",
+    "crime_version.duplicate": "Whether it repeated the previous version.",
+    "crime_version.changed_fields": "Fields changed from the previous version.",
+    "crime_version.crime_type": "Crime type code.",
+    "crime_version.crime_type_description": "Crime type as the force described it.",
+    "crime_version.t_from": "Start of the time window of the crime.",
+    "crime_version.t_to": "End of the time window.",
+    "crime_version.easting": "British National Grid easting (metres).",
+    "crime_version.northing": "British National Grid northing (metres).",
+    "crime_version.latitude": "Latitude (WGS84).",
+    "crime_version.longitude": "Longitude (WGS84).",
+    "crime_version.location_source": "Whether the force gave grid or latitude/longitude.",
+    "crime_version.free_text": "The force's free text.",
+    "crime_version.created_at": "When it was stored.",
+    "crime_match_run.batch_id": "The batch matched.",
+    "crime_match_run.trigger": "Automatic or manual run.",
+    "crime_match_run.status": "Whether it succeeded.",
+    "crime_match_run.algorithm_version": "Version of the matcher.",
+    "crime_match_run.radius_m": "Match radius in metres.",
+    "crime_match_run.tolerance_s": "Time tolerance in seconds.",
+    "crime_match_run.max_gap_s": "Longest gap joined between fixes, in seconds.",
+    "crime_match_run.max_record_id": "Highest fix id considered (makes the run reproducible).",
+    "crime_match_run.fixes_considered": "Fixes considered.",
+    "crime_match_run.crimes_considered": "Crimes considered.",
+    "crime_match_run.match_count": "Matches found.",
+    "crime_match_run.error": "Error, if it failed.",
+    "crime_match_run.requested_by": "Who ran it.",
+    "crime_match_run.started_at": "When it started.",
+    "crime_match_run.ended_at": "When it ended.",
+    "crime_match.run_id": "The run that found it.",
+    "crime_match.crime_version_id": "The crime version matched.",
+    "crime_match.person_id": "The person matched.",
+    "crime_match.person_ref": "The person's reference.",
+    "crime_match.allocation_id": "The allocation whose track matched.",
+    "crime_match.device_serial": "The device.",
+    "crime_match.closest_distance_m": "Closest distance to the crime in metres.",
+    "crime_match.closest_time": "When the person was closest.",
+    "crime_match.closest_latitude": "Latitude at the closest point.",
+    "crime_match.closest_longitude": "Longitude at the closest point.",
+    "crime_match.first_time_in_radius": "First time within the radius.",
+    "crime_match.last_time_in_radius": "Last time within the radius.",
+    "crime_match.fixes_in_radius": "Fixes within the radius.",
+    "crime_match.passes": "Separate passes through the radius.",
+    "crime_match.coverage_pct": "Share of the crime window covered by the track.",
+    "crime_match.max_accuracy_m": "Worst accuracy of the fixes used.",
+    "crime_match.review_state": "Unreviewed, qualified or dismissed.",
+    "crime_match.review_reason": "Why it was qualified or dismissed.",
+    "crime_match.reviewed_by": "Who reviewed it.",
+    "crime_match.reviewed_at": "When it was reviewed.",
+    "crime_match.authorised_by": "Who authorised it.",
+    "crime_match.authorised_at": "When it was authorised.",
+    "crime_match_position.match_id": "The match.",
+    "crime_match_position.record_id": "The GPS fix.",
+    "crime_match_position.label": "Its role in the evidence (closest, first, last).",
+    "crime_match_position.t": "When.",
+    "crime_match_position.latitude": "Latitude (WGS84).",
+    "crime_match_position.longitude": "Longitude (WGS84).",
+    "crime_match_position.accuracy_m": "Accuracy in metres.",
+    "crime_match_position.distance_m": "Distance from the crime in metres.",
+    # access
+    "team.name": "Team name.",
+    "team.delivery_unit_code": "The team's delivery unit.",
+    "app_user.username": "Sign-in name.",
+    "app_user.display_name": "Name shown to others.",
+    "app_user.email": "Email address for notifications.",
+    "app_user.password_hash": "Argon2 hash of the password (local accounts).",
+    "app_user.roles": "Roles held.",
+    "app_user.team_id": "The user's team.",
+    "app_user.delivery_unit_code": "Delivery unit the user is scoped to.",
+    "app_user.region_code": "Region the user is scoped to.",
+    "app_user.force_code": "Police force the user is scoped to.",
+    "app_user.active": "Whether the account may sign in.",
+    "app_user.failed_logins": "Failed sign-ins in a row.",
+    "app_user.locked_until": "Locked until then after failed sign-ins.",
+    "app_user.created_at": "When the account was created.",
+    "api_token.user_id": "The owner.",
+    "api_token.name": "What the token is for.",
+    "api_token.token_hash": "SHA-256 of the token.",
+    "api_token.scopes": "Permissions the token is limited to.",
+    "api_token.created_at": "When it was created.",
+    "api_token.expires_at": "When it expires.",
+    "api_token.revoked_at": "When it was revoked.",
+    "api_token.last_used_at": "When it was last used.",
+    "audit_entry.at": "When the action happened.",
+    "audit_entry.user_id": "The user's id.",
+    "audit_entry.username": "Who acted (or system).",
+    "audit_entry.role": "Roles held at the time.",
+    "audit_entry.action": "What was done.",
+    "audit_entry.subject_type": "Kind of thing acted on.",
+    "audit_entry.subject_id": "Which one.",
+    "audit_entry.purpose": "Why (the stated lawful purpose).",
+    "audit_entry.detail": "What was returned or searched for.",
+    "audit_entry.request_id": "The request it happened in.",
+    "audit_entry.prev_hash": "Hash of the previous entry (chains the log).",
+    "audit_entry.hash": "Hash of this entry.",
+    "allocation.recorded_at": "When the fitting or removal was recorded.",
+    # data requests
+    "data_request.requester_username": "Who asked.",
+    "data_request.requester_name": "Name of who asked.",
+    "data_request.requester_force_code": "The requester's police force.",
+    "data_request.person_id": "The person whose data is asked for.",
+    "data_request.person_ref": "The person's reference.",
+    "data_request.period_start": "Start of the period asked for.",
+    "data_request.period_end": "End of the period asked for.",
+    "data_request.purpose": "Why the data is needed.",
+    "data_request.lawful_basis": "The lawful basis given.",
+    "data_request.crime_reference": "The crime it concerns.",
+    "data_request.status": "Where the request is (pending, approved, refused, fulfilled, expired).",
+    "data_request.requested_at": "When it was asked.",
+    "data_request.decided_at": "When it was approved or refused.",
+    "data_request.decided_by": "Who decided.",
+    "data_request.decision_reason": "Why it was approved or refused.",
+    "data_request.fulfilled_at": "When the data was produced.",
+    "data_request.first_downloaded_at": "When the requester first downloaded it.",
+    "data_request.expires_at": "When the produced data expires.",
+    "data_request.expired_at": "When it was expired and its files deleted.",
+    "data_request.fix_count": "Positions included.",
+    "data_request_file.request_id": "The request.",
+    "data_request_file.format": "File format.",
+    "data_request_file.filename": "File name.",
+    "data_request_file.media_type": "Media type.",
+    "data_request_file.size_bytes": "Size in bytes.",
+    "data_request_file.sha256": "SHA-256 of the content.",
+    "data_request_file.content": "The file's content.",
+    "data_request_file.created_at": "When it was produced.",
+    "data_request_file.deleted_at": "When its content was deleted.",
+    # reports
+    "dq_snapshot.day": "The day the scores are for.",
+    "dq_snapshot.rule_id": "The data quality rule.",
+    "dq_snapshot.delivery_unit_code": "The delivery unit scored (none for records without one).",
+    "dq_snapshot.checked": "Records checked.",
+    "dq_snapshot.failed": "Records that failed.",
+    "dq_snapshot.taken_at": "When the snapshot was taken.",
+}
+
+
+def meaning(table: str, column: str) -> str | None:
+    return FIELDS.get(f"{table}.{column}") or GENERIC.get(column)
