@@ -5,6 +5,7 @@ import math
 import re
 import tracemalloc
 from collections import Counter, defaultdict
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -325,7 +326,7 @@ def test_rf_tags_and_home_units_report_at_the_rule_sets_intervals(
     for serial, seen in times.items():
         kind = kinds[serial]
         ordered = sorted(set(seen))
-        widest = max(b - a for a, b in zip(ordered, ordered[1:], strict=False))
+        widest = max(b - a for a, b in pairwise(ordered))
         assert widest <= REPORTING_INTERVAL_SECONDS[kind] * 1000, (serial, widest)
         checked[kind] += 1
     assert checked["rf_tag"] > 5 and checked["home_monitoring_unit"] > 5
