@@ -16,7 +16,15 @@ def test_manager_sees_the_units_caseload_and_escalated_alerts(
         t.strip()
         for t in page.locator("#navigation a.govuk-service-navigation__link").all_inner_texts()
     ]
-    assert nav == ["Caseload", "Alerts", "Live map", "New order", "Data requests"]
+    assert nav == [
+        "Caseload",
+        "Alerts",
+        "Live map",
+        "New order",
+        "Data requests",
+        "Statistics",
+        "Data quality",
+    ]
     page.goto("/caseload")
     assert page.get_by_role("heading", level=1).inner_text() == "Delivery unit caseload"
     assert "Seán O'Neil-Smith" in page.locator("#caseload-table").inner_text()
