@@ -174,3 +174,17 @@ def test_list_filters(db: Session, make_case, make_violation, make_client, team)
     ]
     assert officer.get("/api/v1/alerts?status=nonsense").status_code == 422
     assert officer.get("/api/v1/alerts?kind=awaiting_fitting").json()["total"] == 0
+
+
+def test_the_portal_outcome_form_shows_a_missing_note_as_an_error(
+    db: Session, make_case, make_violation, make_client, team
+) -> None:
+    alert = _raise(db, make_violation(make_case()).id)
+    officer = make_client(team["officer"])
+    assert officer.post(f"/alerts/{alert.id}/acknowledge", follow_redirects=False).is_redirect
+
+    blank = officer.post(f"/alerts/{alert.id}/outcome", data={"outcome": "warning", "note": "  "})
+    assert blank.status_code == 400  # the form again, with the refusal in its error summary
+    assert "govuk-error-summary" in blank.text and "must say why" in blank.text
+    db.refresh(alert)
+    assert alert.outcome is None

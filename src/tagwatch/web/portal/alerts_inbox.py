@@ -183,7 +183,7 @@ def tamper_review(
         )
     try:
         alerts.review_tamper(session, principal, alert_id, TamperFinding(finding), note, utcnow())
-    except alerts.AlertStateError as refused:
+    except (alerts.AlertStateError, ValueError) as refused:
         return _alert_page(
             request, session, principal, alert, _error_field(str(refused), "note"), values
         )
@@ -207,7 +207,7 @@ def outcome(
         )
     try:
         alerts.record_outcome(session, principal, alert_id, Outcome(outcome), note, utcnow())
-    except alerts.AlertStateError as refused:
+    except (alerts.AlertStateError, ValueError) as refused:
         return _alert_page(
             request, session, principal, alert, _error_field(str(refused), "outcome_note"), values
         )
