@@ -59,7 +59,10 @@ def run_demo(options: DemoOptions, settings: Settings | None = None) -> None:
         return
     if options.live:
         threading.Thread(
-            target=_feed_live, args=(cohort, options, token, now), name="demo-live", daemon=True
+            target=_feed_live,
+            args=(cohort, options, token, history_start, now),
+            name="demo-live",
+            daemon=True,
         ).start()
     import uvicorn
 
@@ -133,7 +136,9 @@ def _print_accounts(accounts: list[tuple[str, str, str]], options: DemoOptions) 
     )
 
 
-def _feed_live(cohort, options: DemoOptions, token: str, start: dt.datetime) -> None:  # type: ignore[no-untyped-def]
+def _feed_live(  # type: ignore[no-untyped-def]
+    cohort, options: DemoOptions, token: str, history_start: dt.datetime, now: dt.datetime
+) -> None:
     from tagwatch.simulate.live import feed_live
 
     base_url = f"http://{options.host}:{options.port}"
@@ -144,6 +149,15 @@ def _feed_live(cohort, options: DemoOptions, token: str, start: dt.datetime) -> 
         except httpx.HTTPError:
             time.sleep(0.5)
     try:
-        feed_live(cohort, base_url, token, speed=1.0, start=start, days=1.0, seed=options.seed + 1)
+        # The same simulation run as the history, carried on from now: sequence numbers continue.
+        feed_live(
+            cohort,
+            base_url,
+            token,
+            start=history_start,
+            resume_at=now,
+            days=options.days + 1.0,
+            seed=options.seed,
+        )
     except Exception as error:  # the demo server keeps running without live data
         console.print(f"[yellow]Live feed stopped: {error}[/yellow]")

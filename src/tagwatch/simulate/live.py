@@ -44,13 +44,17 @@ def feed_live(
     start: dt.datetime | None = None,
     days: float = 1.0,
     seed: int = 1,
+    resume_at: dt.datetime | None = None,
     client: httpx.Client | None = None,
     sleep: Callable[[float], None] = time.sleep,
     on_batch: Callable[[int, httpx.Response], None] | None = None,
 ) -> int:
     """Send records in real time (or `speed` times faster); returns how many were sent.
 
-    `start` defaults to now, so violations appear while you watch.
+    `start` defaults to now, so violations appear while you watch. `resume_at` continues a run
+    whose earlier part was delivered another way (the demo's history file): records uploaded
+    before it are not sent, and sequence numbers carry on from that run, so nothing collides
+    with what was already stored.
     """
     if speed <= 0:
         raise ValueError("speed must be positive")
@@ -59,7 +63,7 @@ def feed_live(
     http = client or httpx.Client(timeout=30.0)
     url = base_url.rstrip("/") + "/api/v1/telemetry"
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"}
-    wall0, sim0 = time.monotonic(), start.timestamp()
+    wall0, sim0 = time.monotonic(), (resume_at or start).timestamp()
     sent = 0
     batch: list[bytes] = []
     batch_second: int | None = None
@@ -77,6 +81,8 @@ def feed_live(
 
     try:
         for upload, record in _by_upload(cohort, start, days, seed):
+            if upload < sim0:
+                continue
             second = int(upload)
             if batch_second is not None and second != batch_second:
                 flush()
