@@ -10,7 +10,8 @@ import pytest
 from crime_scene import SCENE, T0
 from sqlalchemy.orm import Session
 
-from tagwatch.cases.models import Allocation, Device, Order, Person
+from case_builders import allocate
+from tagwatch.cases.models import Allocation, Device
 from tagwatch.geo.projection import to_wgs84
 from tagwatch.telemetry.epoch import to_ms
 from tagwatch.telemetry.models import GpsFix
@@ -24,46 +25,14 @@ def make_wearer(db: Session) -> Callable[..., Allocation]:
 
     def build(ref: str | None = None) -> Allocation:
         n = next(_numbers)
-        person = Person(
-            ref=ref or f"TW-CRIME-{n}",
-            date_of_birth=dt.date(1990, 1, n % 28 + 1),
-            sex="male",
-            gender="man",
-            ethnicity="W1",
-            disability="not_recorded",
-            nationality="GBR",
-            religion="not_recorded",
-            language="en",
-        )
-        db.add(person)
-        db.flush()
-        order = Order(
-            ref=f"ORD-CRIME-{n}",
-            person_id=person.id,
-            type="community_order",
-            status="active",
-            notifying_org_kind="court",
-            notifying_org_name="Westminster Magistrates' Court",
-            responsible_org_kind="probation",
-            responsible_org_name="London Probation",
-            region_code="LDN",
-            delivery_unit_code="LDN-CAM",
-            responsible_officer="officer",
-            start_date=dt.date(2026, 1, 1),
-            end_date=dt.date(2027, 1, 1),
-        )
-        device = Device(serial=f"GPS-CRIME-{n}", type="gps_tag", model="T1", batch="B1")
-        db.add_all([order, device])
-        db.flush()
-        allocation = Allocation(
-            device_id=device.id,
-            order_id=order.id,
-            person_id=person.id,
+        return allocate(
+            db,
+            person_ref=ref or f"TW-CRIME-{n}",
+            order_ref=f"ORD-CRIME-{n}",
+            serial=f"GPS-CRIME-{n}",
             fitted_at=T0 - dt.timedelta(days=1),
+            number=n,
         )
-        db.add(allocation)
-        db.flush()
-        return allocation
 
     return build
 

@@ -7,32 +7,15 @@ import itertools
 from collections.abc import Callable
 
 import pytest
+from request_cases import T0
 from sqlalchemy.orm import Session
 
-from tagwatch.access.permissions import PERMISSIONS
-from tagwatch.access.principal import Principal
-from tagwatch.cases.models import Allocation, Device, Order, Person
+from case_builders import allocate
+from tagwatch.cases.models import Allocation, Device
 from tagwatch.telemetry.epoch import to_ms
 from tagwatch.telemetry.models import GpsFix
 
-T0 = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
 _numbers = itertools.count(1)
-
-POLICE = frozenset({"crime:read", "request:create", "request:read"})
-APPROVER = frozenset({"request:read", "request:approve", "report:read"})
-
-
-def caller(
-    username: str, permissions: frozenset[str] = frozenset(PERMISSIONS), **scope: object
-) -> Principal:
-    return Principal(
-        user_id=None,
-        username=username,
-        display_name=username.title(),
-        roles=frozenset({"test"}),
-        permissions=permissions,
-        **scope,  # type: ignore[arg-type]
-    )
 
 
 @pytest.fixture
@@ -41,49 +24,22 @@ def make_wearer(db: Session) -> Callable[..., Allocation]:
 
     def build(restricted: bool = False) -> Allocation:
         n = next(_numbers)
-        person = Person(
-            ref=f"TWREQ{n:05d}",
-            crn=f"R{n:06d}",
-            pnc=f"2026/{n:07d}Q",
-            restricted=restricted,
-            date_of_birth=dt.date(1990, 1, n % 28 + 1),
-            sex="male",
-            gender="man",
-            ethnicity="W1",
-            disability="not_recorded",
-            nationality="GBR",
-            religion="not_recorded",
-            language="en",
-        )
-        db.add(person)
-        db.flush()
-        order = Order(
-            ref=f"ORD-REQ-{n}",
-            person_id=person.id,
-            type="community_order",
-            status="active",
-            notifying_org_kind="court",
-            notifying_org_name="Leeds Magistrates' Court",
-            responsible_org_kind="probation",
-            responsible_org_name="Yorkshire Probation",
-            region_code="YH",
-            delivery_unit_code="YH-LDS",
-            responsible_officer="someone",
-            start_date=dt.date(2026, 1, 1),
-            end_date=dt.date(2027, 1, 1),
-        )
-        device = Device(serial=f"GPS-REQ-{n}", type="gps_tag", model="T1", batch="B1")
-        db.add_all([order, device])
-        db.flush()
-        allocation = Allocation(
-            device_id=device.id,
-            order_id=order.id,
-            person_id=person.id,
+        return allocate(
+            db,
+            person_ref=f"TWREQ{n:05d}",
+            order_ref=f"ORD-REQ-{n}",
+            serial=f"GPS-REQ-{n}",
             fitted_at=T0 - dt.timedelta(days=1),
+            number=n,
+            person={"crn": f"R{n:06d}", "pnc": f"2026/{n:07d}Q", "restricted": restricted},
+            order={
+                "notifying_org_name": "Leeds Magistrates' Court",
+                "responsible_org_name": "Yorkshire Probation",
+                "region_code": "YH",
+                "delivery_unit_code": "YH-LDS",
+                "responsible_officer": "someone",
+            },
         )
-        db.add(allocation)
-        db.flush()
-        return allocation
 
     return build
 

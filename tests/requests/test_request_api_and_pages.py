@@ -10,10 +10,10 @@ import re
 from collections.abc import Callable
 
 from fastapi.testclient import TestClient
+from request_cases import APPROVER, POLICE, T0, caller
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from conftest import APPROVER, POLICE, T0, caller
 from tagwatch.access.models import AuditEntry
 from tagwatch.cases.models import Allocation, Person
 

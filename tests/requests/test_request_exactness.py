@@ -9,9 +9,9 @@ from collections.abc import Callable
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from request_cases import APPROVER, POLICE, T0, caller
 from sqlalchemy.orm import Session
 
-from conftest import APPROVER, POLICE, T0, caller
 from tagwatch.cases.models import Allocation, Person
 from tagwatch.requests import service
 

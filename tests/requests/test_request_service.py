@@ -11,10 +11,10 @@ from collections.abc import Callable
 
 import pytest
 from defusedxml import ElementTree
+from request_cases import APPROVER, POLICE, T0, caller
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from conftest import APPROVER, POLICE, T0, caller
 from tagwatch.access.models import AuditEntry
 from tagwatch.cases.models import Allocation, Person
 from tagwatch.requests import service
