@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import AwareDatetime
+from sqlalchemy.orm import Session
 
 from tagwatch.access.audit import record
 from tagwatch.access.permissions import require
@@ -29,11 +32,29 @@ from tagwatch.db.deps import DbSession
 router = APIRouter(tags=["compliance"])
 
 
-def _bad_input(error: service.ComplianceInputError) -> HTTPException:
-    return HTTPException(
-        status.HTTP_422_UNPROCESSABLE_CONTENT,
-        [{"loc": ["body", error.field_name], "msg": error.reason, "type": "value_error"}],
-    )
+@contextmanager
+def _answers() -> Iterator[None]:
+    """A refused excusal as a 422 naming the field and the reason."""
+    try:
+        yield
+    except service.ComplianceInputError as error:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            [{"loc": ["body", error.field_name], "msg": error.reason, "type": "value_error"}],
+        ) from error
+
+
+def _cancel(
+    session: Session,
+    excusal: AuthorisedAbsence | ZoneSuspension | None,
+    what: str,
+    key: int,
+    principal: Principal,
+) -> None:
+    if excusal is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No {what} {key}")
+    with _answers():
+        service.cancel_excusal(session, excusal, principal.username, utcnow())
 
 
 @router.get("/violations", response_model=ViolationPage)
@@ -150,10 +171,8 @@ def create_absence(
     principal: Annotated[Principal, require("compliance:write")],
 ) -> AbsenceOut:
     """Authorise an absence from the curfew address; violations over it are re-derived."""
-    try:
+    with _answers():
         absence = service.record_absence(session, data, principal.username, utcnow())
-    except service.ComplianceInputError as error:
-        raise _bad_input(error) from error
     return AbsenceOut.model_validate(absence)
 
 
@@ -164,12 +183,7 @@ def cancel_absence(
     principal: Annotated[Principal, require("compliance:write")],
 ) -> AbsenceOut:
     absence = session.get(AuthorisedAbsence, absence_id)
-    if absence is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No absence {absence_id}")
-    try:
-        service.cancel_excusal(session, absence, principal.username, utcnow())
-    except service.ComplianceInputError as error:
-        raise _bad_input(error) from error
+    _cancel(session, absence, "absence", absence_id, principal)
     return AbsenceOut.model_validate(absence)
 
 
@@ -193,10 +207,8 @@ def create_suspension(
     principal: Annotated[Principal, require("compliance:write")],
 ) -> SuspensionOut:
     """Suspend a zone for a period; violations over it are re-derived."""
-    try:
+    with _answers():
         suspension = service.record_suspension(session, data, principal.username, utcnow())
-    except service.ComplianceInputError as error:
-        raise _bad_input(error) from error
     return SuspensionOut.model_validate(suspension)
 
 
@@ -207,10 +219,5 @@ def cancel_suspension(
     principal: Annotated[Principal, require("compliance:write")],
 ) -> SuspensionOut:
     suspension = session.get(ZoneSuspension, suspension_id)
-    if suspension is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No zone suspension {suspension_id}")
-    try:
-        service.cancel_excusal(session, suspension, principal.username, utcnow())
-    except service.ComplianceInputError as error:
-        raise _bad_input(error) from error
+    _cancel(session, suspension, "zone suspension", suspension_id, principal)
     return SuspensionOut.model_validate(suspension)
