@@ -21,6 +21,7 @@ DOMAIN_PACKAGES: tuple[str, ...] = (
     "crime",
     "requests",
     "reports",
+    "analytics",
     "simulate",
     "web",
 )

@@ -76,6 +76,11 @@ class Settings(BaseSettings):
         28, description="approved data request files stay available this long after approval"
     )
 
+    # analytics: the daily pseudonymised Parquet export
+    analytics_daily_export: bool = Field(
+        True, description="write yesterday's Parquet export by the clock (docs/analytics.md)"
+    )
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
