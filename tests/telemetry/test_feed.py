@@ -121,8 +121,21 @@ def test_times_are_epoch_milliseconds_utc(time_and_ms: tuple[str, int]) -> None:
     assert feed.parse_time_ms(feed.format_time_ms(t_ms)) == t_ms
 
 
-@given(valid_records(types=["gps"]))
+@given(valid_records())
 def test_the_fast_path_agrees_with_the_full_check(record: dict[str, Any]) -> None:
+    fast = feed.parse_object(record)
+    full = feed._parse_object_fully(record)
+    assert fast == full
+    if isinstance(full, Event):  # the stored payload's text follows the field order too
+        assert list(fast.payload) == list(full.payload)  # type: ignore[union-attr]
+
+
+@given(valid_records(), st.data())
+def test_the_fast_path_leaves_every_broken_record_to_the_full_check(
+    record: dict[str, Any], data: st.DataObject
+) -> None:
+    field = data.draw(st.sampled_from(sorted(set(record) & set(INVALID))))
+    record[field] = data.draw(st.sampled_from(INVALID[field]))
     assert feed.parse_object(record) == feed._parse_object_fully(record)
 
 

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 import shapely
 from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from tagwatch.cases.models import Allocation, Condition, Device, Order
 from tagwatch.cases.timetable import expand
-from tagwatch.cases.zones import zone_geometry_bng
+from tagwatch.cases.zones import zones_bng
 from tagwatch.compliance.engine import Intervals, LocationSource, ZoneKind
 from tagwatch.compliance.repository import earliest_record_ms
 from tagwatch.telemetry.epoch import from_ms, to_ms
@@ -25,6 +25,7 @@ from tagwatch.telemetry.epoch import from_ms, to_ms
 PeriodsFor = Callable[[dt.datetime, dt.datetime], Intervals]
 
 _LOCATION_SOURCES: dict[str, LocationSource] = {"gps_tag": "gps", "rf_tag": "rf"}
+_IDS_PER_QUERY = 500
 
 
 @dataclass(frozen=True)
@@ -64,49 +65,76 @@ class AllocationContext:
 
 def load_context(session: Session, allocation_id: int) -> AllocationContext | None:
     """The allocation, its device and its order's curfew and zone conditions."""
-    allocation = session.get(Allocation, allocation_id)
-    if allocation is None:
-        return None
-    device = session.get(Device, allocation.device_id)
-    conditions = session.execute(
-        select(Condition).where(Condition.order_id == allocation.order_id).order_by(Condition.id)
-    ).scalars()
-    curfews: list[CurfewContext] = []
-    zones: list[ZoneContext] = []
-    for condition in conditions:
-        if condition.type == "curfew" and condition.address is not None:
-            curfews.append(
-                CurfewContext(
-                    condition.id,
-                    condition.address.lat,
-                    condition.address.lon,
-                    _curfew_periods(condition),
-                )
-            )
-        elif condition.type in _ZONE_KINDS and condition.geometry is not None:
-            zones.append(
-                ZoneContext(
-                    condition.id,
-                    _ZONE_KINDS[condition.type],
-                    zone_geometry_bng(condition.geometry),
-                    _zone_schedule(condition),
-                )
-            )
-    return AllocationContext(
-        allocation_id=allocation.id,
-        order_id=allocation.order_id,
-        person_id=allocation.person_id,
-        device_type=device.type if device is not None else "",
-        fitted_at=allocation.fitted_at,
-        removed_at=allocation.removed_at,
-        watched_from=_watched_from(session, allocation),
-        curfews=tuple(curfews),
-        zones=tuple(zones),
-    )
+    return load_contexts(session, [allocation_id]).get(allocation_id)
 
 
-def _watched_from(session: Session, allocation: Allocation) -> dt.datetime:
-    first_ms = earliest_record_ms(session, allocation.id)
+def load_contexts(session: Session, allocation_ids: Iterable[int]) -> dict[int, AllocationContext]:
+    """`load_context` for many allocations in a handful of queries (missing ones left out)."""
+    ids = sorted(set(allocation_ids))
+    rows: list[tuple[Allocation, str | None]] = []
+    for offset in range(0, len(ids), _IDS_PER_QUERY):
+        query = (
+            select(Allocation, Device.type)
+            .outerjoin(Device, Device.id == Allocation.device_id)
+            .where(Allocation.id.in_(ids[offset : offset + _IDS_PER_QUERY]))
+        )
+        rows.extend((allocation, kind) for allocation, kind in session.execute(query).all())
+    curfews, zones = _conditions(session, sorted({allocation.order_id for allocation, _ in rows}))
+    first_records = earliest_record_ms(session, [allocation.id for allocation, _ in rows])
+    return {
+        allocation.id: AllocationContext(
+            allocation_id=allocation.id,
+            order_id=allocation.order_id,
+            person_id=allocation.person_id,
+            device_type=device_type or "",
+            fitted_at=allocation.fitted_at,
+            removed_at=allocation.removed_at,
+            watched_from=_watched_from(allocation, first_records.get(allocation.id)),
+            curfews=tuple(curfews.get(allocation.order_id, ())),
+            zones=tuple(zones.get(allocation.order_id, ())),
+        )
+        for allocation, device_type in rows
+    }
+
+
+def _conditions(
+    session: Session, order_ids: list[int]
+) -> tuple[dict[int, list[CurfewContext]], dict[int, list[ZoneContext]]]:
+    """The orders' curfews and zones, by order."""
+    curfews: dict[int, list[CurfewContext]] = {}
+    zone_conditions: list[Condition] = []
+    for offset in range(0, len(order_ids), _IDS_PER_QUERY):
+        query = (
+            select(Condition)
+            .where(Condition.order_id.in_(order_ids[offset : offset + _IDS_PER_QUERY]))
+            .options(selectinload(Condition.address))
+            .order_by(Condition.id)
+        )
+        for condition in session.execute(query).scalars():
+            if condition.type == "curfew" and condition.address is not None:
+                curfews.setdefault(condition.order_id, []).append(
+                    CurfewContext(
+                        condition.id,
+                        condition.address.lat,
+                        condition.address.lon,
+                        _curfew_periods(condition),
+                    )
+                )
+            elif condition.type in _ZONE_KINDS and condition.geometry is not None:
+                zone_conditions.append(condition)
+    zones: dict[int, list[ZoneContext]] = {}
+    # One projection call for every zone: its fixed cost dominates a single zone's.
+    geometries = zones_bng([condition.geometry or {} for condition in zone_conditions])
+    for condition, geometry in zip(zone_conditions, geometries, strict=True):
+        zones.setdefault(condition.order_id, []).append(
+            ZoneContext(
+                condition.id, _ZONE_KINDS[condition.type], geometry, _zone_schedule(condition)
+            )
+        )
+    return curfews, zones
+
+
+def _watched_from(allocation: Allocation, first_ms: int | None) -> dt.datetime:
     began = allocation.recorded_at
     if first_ms is not None:
         began = min(began, from_ms(first_ms))

@@ -1,10 +1,11 @@
 """All compliance SQL: violations, absences, suspensions, and the few telemetry look-ups the
-evaluation windows need (the latest record before a moment)."""
+evaluation windows need (the latest record before a moment). Look-ups take many allocations
+at once: an evaluation runs for every allocation a batch touched, in a handful of queries."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Select, func, or_, select
@@ -12,81 +13,69 @@ from sqlalchemy.orm import Session
 
 from tagwatch.compliance.models import AuthorisedAbsence, Violation, ZoneSuspension
 from tagwatch.telemetry.epoch import to_ms
-from tagwatch.telemetry.models import DeviceEvent, GpsFix
+from tagwatch.telemetry.repository import RecordsBefore, first_record_ms, records_before
+
+_IDS_PER_QUERY = 500
+_ROWS_PER_QUERY = 900
 
 
-def earliest_overlapping_start(
-    session: Session, allocation_id: int, at: dt.datetime
-) -> dt.datetime | None:
-    """The earliest start of a standing violation that began before `at` and runs past it."""
-    query = select(func.min(Violation.start)).where(
-        Violation.allocation_id == allocation_id,
-        Violation.withdrawn_at.is_(None),
-        Violation.start < at,
-        or_(Violation.end.is_(None), Violation.end >= at),
-    )
-    return session.execute(query).scalar_one_or_none()
-
-
-def earliest_record_ms(session: Session, allocation_id: int) -> int | None:
-    """The observed time of the allocation's first record of any kind, if it has one."""
-    fix = session.execute(
-        select(func.min(GpsFix.t_ms)).where(GpsFix.allocation_id == allocation_id)
-    ).scalar_one_or_none()
-    event = session.execute(
-        select(func.min(DeviceEvent.t_ms)).where(DeviceEvent.allocation_id == allocation_id)
-    ).scalar_one_or_none()
-    return min((v for v in (fix, event) if v is not None), default=None)
-
-
-def latest_record_ms_before(
-    session: Session, allocation_id: int, before_ms: int
-) -> tuple[int | None, int | None]:
-    """(latest record of any kind, latest accepted fix) observed before `before_ms`."""
-    fix = session.execute(
-        select(func.max(GpsFix.t_ms)).where(
-            GpsFix.allocation_id == allocation_id,
-            GpsFix.t_ms < before_ms,
-            GpsFix.implausible_reason.is_(None),
+def standing_since(
+    session: Session, moments: Mapping[int, dt.datetime]
+) -> dict[int, list[tuple[dt.datetime, dt.datetime | None]]]:
+    """Per allocation: (start, end) of its standing violations still running at or after its
+    moment (the ones an evaluation from there may have to re-derive whole)."""
+    found: dict[int, list[tuple[dt.datetime, dt.datetime | None]]] = {}
+    for part in _chunks(sorted(moments)):
+        earliest = min(moments[a] for a in part)
+        query = select(Violation.allocation_id, Violation.start, Violation.end).where(
+            Violation.allocation_id.in_(part),
+            Violation.withdrawn_at.is_(None),
+            or_(Violation.end.is_(None), Violation.end >= earliest),
         )
-    ).scalar_one_or_none()
-    any_fix = session.execute(
-        select(func.max(GpsFix.t_ms)).where(
-            GpsFix.allocation_id == allocation_id, GpsFix.t_ms < before_ms
+        for allocation_id, start, end in session.execute(query):
+            if end is None or end >= moments[allocation_id]:
+                found.setdefault(allocation_id, []).append((start, end))
+    return found
+
+
+def earliest_record_ms(session: Session, allocation_ids: Collection[int]) -> dict[int, int]:
+    """Per allocation with any record: the observed time of its first record of any kind."""
+    return first_record_ms(session, allocation_ids)
+
+
+def latest_records_before(
+    session: Session, moments: Mapping[int, dt.datetime], *, rf: bool = False
+) -> dict[int, RecordsBefore]:
+    """Per allocation: its latest record of any kind and latest accepted fix observed before
+    its moment (and its latest rf record, when `rf`)."""
+    return records_before(session, {a: to_ms(moment) for a, moment in moments.items()}, rf=rf)
+
+
+def violations_since(
+    session: Session, moments: Mapping[int, dt.datetime]
+) -> dict[int, list[Violation]]:
+    """Per allocation: every violation starting at or after its moment, withdrawn included."""
+    wanted: list[int] = []
+    for part in _chunks(sorted(moments)):
+        earliest = min(moments[a] for a in part)
+        query = select(Violation.id, Violation.allocation_id, Violation.start).where(
+            Violation.allocation_id.in_(part), Violation.start >= earliest
         )
-    ).scalar_one_or_none()
-    event = session.execute(
-        select(func.max(DeviceEvent.t_ms)).where(
-            DeviceEvent.allocation_id == allocation_id, DeviceEvent.t_ms < before_ms
+        wanted.extend(
+            violation_id
+            for violation_id, allocation_id, start in session.execute(query)
+            if start >= moments[allocation_id]
         )
-    ).scalar_one_or_none()
-    latest = max((v for v in (any_fix, event) if v is not None), default=None)
-    return latest, fix
+    found: dict[int, list[Violation]] = {allocation_id: [] for allocation_id in moments}
+    for part in _chunks(wanted, _ROWS_PER_QUERY):
+        for violation in session.execute(select(Violation).where(Violation.id.in_(part))).scalars():
+            found[violation.allocation_id].append(violation)
+    return found
 
 
-def latest_event_before(
-    session: Session, allocation_id: int, kind: str, before: dt.datetime
-) -> DeviceEvent | None:
-    """The last record of one kind before a moment: the state it set still holds."""
-    query = (
-        select(DeviceEvent)
-        .where(
-            DeviceEvent.allocation_id == allocation_id,
-            DeviceEvent.type == kind,
-            DeviceEvent.t_ms < to_ms(before),
-        )
-        .order_by(DeviceEvent.t_ms.desc(), DeviceEvent.id.desc())
-        .limit(1)
-    )
-    return session.execute(query).scalar_one_or_none()
-
-
-def violations_from(session: Session, allocation_id: int, start: dt.datetime) -> list[Violation]:
-    """Every violation of the allocation starting at or after `start`, withdrawn included."""
-    query = select(Violation).where(
-        Violation.allocation_id == allocation_id, Violation.start >= start
-    )
-    return list(session.execute(query).scalars())
+def _chunks(ids: Sequence[int], size: int = _IDS_PER_QUERY) -> Iterator[Sequence[int]]:
+    for offset in range(0, len(ids), size):
+        yield ids[offset : offset + size]
 
 
 def standing_violations(session: Session, allocation_id: int) -> list[Violation]:
@@ -121,25 +110,41 @@ def flush(session: Session) -> None:
 def absences_for_order(
     session: Session, order_id: int, start: dt.datetime, end: dt.datetime
 ) -> list[AuthorisedAbsence]:
-    query = select(AuthorisedAbsence).where(
-        AuthorisedAbsence.order_id == order_id,
-        AuthorisedAbsence.cancelled_at.is_(None),
-        AuthorisedAbsence.end > start,
-        AuthorisedAbsence.start < end,
-    )
-    return list(session.execute(query.order_by(AuthorisedAbsence.start)).scalars())
+    return absences_for_orders(session, [order_id], start, end).get(order_id, [])
 
 
-def suspensions_for_order(
-    session: Session, order_id: int, start: dt.datetime, end: dt.datetime
-) -> list[ZoneSuspension]:
-    query = select(ZoneSuspension).where(
-        ZoneSuspension.order_id == order_id,
-        ZoneSuspension.cancelled_at.is_(None),
-        ZoneSuspension.end > start,
-        ZoneSuspension.start < end,
-    )
-    return list(session.execute(query.order_by(ZoneSuspension.start)).scalars())
+def absences_for_orders(
+    session: Session, order_ids: Collection[int], start: dt.datetime, end: dt.datetime
+) -> dict[int, list[AuthorisedAbsence]]:
+    """Per order: its authorised absences (not cancelled) overlapping [start, end)."""
+    found: dict[int, list[AuthorisedAbsence]] = {}
+    for part in _chunks(sorted(set(order_ids))):
+        query = select(AuthorisedAbsence).where(
+            AuthorisedAbsence.order_id.in_(part),
+            AuthorisedAbsence.cancelled_at.is_(None),
+            AuthorisedAbsence.end > start,
+            AuthorisedAbsence.start < end,
+        )
+        for absence in session.execute(query.order_by(AuthorisedAbsence.start)).scalars():
+            found.setdefault(absence.order_id, []).append(absence)
+    return found
+
+
+def suspensions_for_orders(
+    session: Session, order_ids: Collection[int], start: dt.datetime, end: dt.datetime
+) -> dict[int, list[ZoneSuspension]]:
+    """Per order: its zone suspensions (not cancelled) overlapping [start, end)."""
+    found: dict[int, list[ZoneSuspension]] = {}
+    for part in _chunks(sorted(set(order_ids))):
+        query = select(ZoneSuspension).where(
+            ZoneSuspension.order_id.in_(part),
+            ZoneSuspension.cancelled_at.is_(None),
+            ZoneSuspension.end > start,
+            ZoneSuspension.start < end,
+        )
+        for suspension in session.execute(query.order_by(ZoneSuspension.start)).scalars():
+            found.setdefault(suspension.order_id, []).append(suspension)
+    return found
 
 
 def list_absences(session: Session, order_id: int | None) -> list[AuthorisedAbsence]:

@@ -17,7 +17,7 @@ however they were split into batches or ordered. Never commits.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
@@ -28,7 +28,7 @@ from tagwatch.compliance.context import (
     active_allocations,
     allocation_ids_for_order,
     allocation_ids_with_curfew,
-    load_context,
+    load_contexts,
     order_exists,
     zone_condition_ids,
 )
@@ -54,12 +54,21 @@ from tagwatch.compliance.schemas import AbsenceIn, SuspensionIn
 from tagwatch.events import publish
 from tagwatch.geo.projection import point_to_bng, to_bng
 from tagwatch.telemetry.epoch import from_ms, to_ms
-from tagwatch.telemetry.repository import last_record_times, load_events, load_fixes
+from tagwatch.telemetry.repository import (
+    events_by_id,
+    last_record_times,
+    load_events_from,
+    load_fixes_from,
+)
 
 # Records this far before the owned window are loaded too: covers every rule's look-back and
 # the grace of episodes that are not stored yet.
 EVALUATION_PAD = dt.timedelta(hours=6)
 _EXTEND_LIMIT = 20
+# Allocations evaluated together: one kernel run, a handful of queries.
+EVALUATION_GROUP = 500
+# Conditions are expanded into intervals this far either side of the records loaded.
+SPEC_MARGIN = dt.timedelta(days=2)
 CLOCK_INTERVAL_SECONDS = 60.0
 # Curfews that started this long before the presence deadline are still checked, so a few
 # missed runs of the task do not lose a no-presence finding.
@@ -93,62 +102,95 @@ def evaluate_allocation(
     params: RuleParams = DEFAULT_PARAMS,
 ) -> Changes:
     """Re-derive the allocation's violations from `since` (extended as described) at `now`."""
-    context = load_context(session, allocation_id)
-    if context is None:
-        return Changes()
-    owned_from = _owned_from(session, context, max(since, context.watched_from))
-    load_from = max(context.watched_from, owned_from - EVALUATION_PAD)
-    findings = evaluate_context(session, context, load_from, now, params)
-    return reconcile(session, context, findings, owned_from, now, params)
+    return evaluate_allocations(session, {allocation_id: since}, now, params)
 
 
 def evaluate_and_publish(
     session: Session,
-    windows: dict[int, dt.datetime],
+    windows: Mapping[int, dt.datetime],
     now: dt.datetime,
     params: RuleParams = DEFAULT_PARAMS,
 ) -> ViolationsChanged:
-    """Evaluate several allocations and tell downstream domains what changed."""
-    changes = Changes()
-    for allocation_id in sorted(windows):
-        changes.merge(
-            evaluate_allocation(session, allocation_id, windows[allocation_id], now, params)
-        )
-    event = changes.event(now)
+    """Evaluate several allocations and tell downstream domains what changed (one event)."""
+    event = evaluate_allocations(session, windows, now, params).event(now)
     if event:
         publish(session, event)
     return event
 
 
-def _owned_from(session: Session, context: AllocationContext, since: dt.datetime) -> dt.datetime:
-    """Where the re-derived (owned) part of the allocation's history starts."""
-    # A gap that ends inside the window began at the record before it, or at fitting.
-    latest_any, latest_fix = repository.latest_record_ms_before(
-        session, context.allocation_id, to_ms(since)
-    )
-    predecessors = [latest_any, latest_fix] if context.location_source == "gps" else [latest_any]
-    owned = min(
-        [since, *(context.watched_from if ms is None else from_ms(ms) for ms in predecessors)]
-    )
-    # A violation still standing there is re-derived whole, and so on back.
-    for _ in range(_EXTEND_LIMIT):
-        running = repository.earliest_overlapping_start(session, context.allocation_id, owned)
-        if running is None or running >= owned:
-            break
-        owned = running
-    return max(owned, context.watched_from)
-
-
-def evaluate_context(
+def evaluate_allocations(
     session: Session,
-    context: AllocationContext,
-    load_from: dt.datetime,
+    windows: Mapping[int, dt.datetime],
+    now: dt.datetime,
+    params: RuleParams = DEFAULT_PARAMS,
+) -> Changes:
+    """Re-derive the violations of each allocation from its `since` at `now`: one kernel run
+    and a handful of queries per group of allocations, not a round of queries for each."""
+    changes = Changes()
+    ids = sorted(windows)
+    for offset in range(0, len(ids), EVALUATION_GROUP):
+        group = {a: windows[a] for a in ids[offset : offset + EVALUATION_GROUP]}
+        contexts = load_contexts(session, group)
+        if not contexts:
+            continue
+        owned = _owned_from(
+            session, contexts, {a: max(group[a], c.watched_from) for a, c in contexts.items()}
+        )
+        load_from = {a: max(c.watched_from, owned[a] - EVALUATION_PAD) for a, c in contexts.items()}
+        findings = evaluate_contexts(session, contexts, load_from, now, params)
+        changes.merge(reconcile(session, contexts, findings, owned, now, params))
+    return changes
+
+
+def _owned_from(
+    session: Session, contexts: Mapping[int, AllocationContext], since: Mapping[int, dt.datetime]
+) -> dict[int, dt.datetime]:
+    """Where the re-derived (owned) part of each allocation's history starts."""
+    # A gap that ends inside the window began at the record before it, or at fitting.
+    before = repository.latest_records_before(session, since)
+    owned: dict[int, dt.datetime] = {}
+    for allocation_id, context in contexts.items():
+        latest = before.get(allocation_id)
+        predecessors = [None, None] if latest is None else [latest.any_ms, latest.fix_ms]
+        if context.location_source != "gps":
+            predecessors = predecessors[:1]
+        owned[allocation_id] = min(
+            [
+                since[allocation_id],
+                *(context.watched_from if ms is None else from_ms(ms) for ms in predecessors),
+            ]
+        )
+    # A violation still standing there is re-derived whole, and so on back.
+    moving = dict(owned)
+    for _ in range(_EXTEND_LIMIT):
+        standing = repository.standing_since(session, moving)
+        moved: dict[int, dt.datetime] = {}
+        for allocation_id, at in moving.items():
+            starts = [
+                start
+                for start, end in standing.get(allocation_id, ())
+                if start < at and (end is None or end >= at)
+            ]
+            if starts:
+                moved[allocation_id] = owned[allocation_id] = min(starts)
+        if not moved:
+            break
+        moving = moved
+    return {a: max(owned[a], c.watched_from) for a, c in contexts.items()}
+
+
+def evaluate_contexts(
+    session: Session,
+    contexts: Mapping[int, AllocationContext],
+    load_from: Mapping[int, dt.datetime],
     now: dt.datetime,
     params: RuleParams = DEFAULT_PARAMS,
 ) -> list[Finding]:
-    """Load the allocation's records from `load_from` to `now` and run the kernel."""
-    allocation_id = context.allocation_id
-    table = load_fixes(session, start=load_from, end=now, allocation_ids=[allocation_id])
+    """Load each allocation's records from its `load_from` to `now` and run the kernel once
+    over all of them."""
+    starts = {a: to_ms(moment) for a, moment in load_from.items()}
+    now_ms = to_ms(now)
+    table = load_fixes_from(session, starts, now_ms)
     x, y = to_bng(table.lon, table.lat)
     fixes = Fixes(
         allocation_id=table.allocation_id,
@@ -158,41 +200,80 @@ def evaluate_context(
         y=y,
         accuracy_m=table.accuracy_m,
     ).sorted()
-    events = load_events(session, allocation_id=allocation_id, start=load_from, end=now)
-    # Observations are numbered negatively so evidence can hold fixes and events apart.
-    # Observations are numbered negatively so evidence can hold fixes and events apart.
-    observations = [Observation(-e.record_id, to_ms(e.t), e.type, e.fields) for e in events]
-    carried = repository.latest_event_before(session, allocation_id, "rf", load_from)
-    if carried is not None:
-        observations.insert(
-            0, Observation(-carried.id, carried.t_ms, carried.type, dict(carried.payload))
+    events = load_events_from(session, starts, now_ms)
+    priors = repository.latest_records_before(session, load_from, rf=True)
+    carried = {
+        row.allocation_id: row
+        for row in events_by_id(session, [p.rf_id for p in priors.values() if p.rf_id])
+    }
+    excusals = _Excusals.load(session, contexts.values(), load_from, now)
+    specs = []
+    for allocation_id, context in sorted(contexts.items()):
+        # Observations are numbered negatively so evidence can hold fixes and events apart.
+        rows = events.get(allocation_id, [])
+        if allocation_id in carried:
+            rows = [carried[allocation_id], *rows]
+        observations = [Observation(-e.record_id, e.t_ms, e.type, e.fields) for e in rows]
+        prior = priors.get(allocation_id)
+        specs.append(
+            build_spec(
+                context,
+                load_from[allocation_id],
+                now,
+                observations,
+                None if prior is None else prior.any_ms,
+                None if prior is None else prior.fix_ms,
+                excusals,
+            )
         )
-    prior_any, prior_fix = repository.latest_record_ms_before(
-        session, allocation_id, to_ms(load_from)
-    )
-    spec = build_spec(session, context, load_from, now, observations, prior_any, prior_fix)
-    return evaluate([spec], fixes, params, to_ms(now))
+    return evaluate(specs, fixes, params, now_ms)
+
+
+@dataclass
+class _Excusals:
+    """Authorised absences and zone suspensions of the orders being evaluated."""
+
+    absences: dict[int, list[AuthorisedAbsence]]
+    suspensions: dict[int, list[ZoneSuspension]]
+
+    @staticmethod
+    def load(
+        session: Session,
+        contexts: Iterable[AllocationContext],
+        load_from: Mapping[int, dt.datetime],
+        now: dt.datetime,
+    ) -> _Excusals:
+        contexts = list(contexts)
+        orders = {c.order_id for c in contexts}
+        start = min(load_from[c.allocation_id] for c in contexts) - SPEC_MARGIN
+        end = now + SPEC_MARGIN
+        return _Excusals(
+            repository.absences_for_orders(session, orders, start, end),
+            repository.suspensions_for_orders(session, orders, start, end),
+        )
 
 
 def build_spec(
-    session: Session,
     context: AllocationContext,
     start: dt.datetime,
     end: dt.datetime,
     observations: Sequence[Observation],
     prior_record_ms: int | None,
     prior_fix_ms: int | None,
+    excusals: _Excusals,
 ) -> AllocationSpec:
     """The kernel's view of an allocation: conditions as intervals and BNG geometry."""
-    span_end = end + dt.timedelta(days=2)
-    span_start = start - dt.timedelta(days=2)
+    span_end = end + SPEC_MARGIN
+    span_start = start - SPEC_MARGIN
     absences = Intervals.of(
         (to_ms(a.start), to_ms(a.end))
-        for a in repository.absences_for_order(session, context.order_id, span_start, span_end)
+        for a in excusals.absences.get(context.order_id, ())
+        if a.end > span_start and a.start < span_end
     )
     suspended: dict[int, list[tuple[int, int]]] = {}
-    for s in repository.suspensions_for_order(session, context.order_id, span_start, span_end):
-        suspended.setdefault(s.condition_id, []).append((to_ms(s.start), to_ms(s.end)))
+    for s in excusals.suspensions.get(context.order_id, ()):
+        if s.end > span_start and s.start < span_end:
+            suspended.setdefault(s.condition_id, []).append((to_ms(s.start), to_ms(s.end)))
     curfews = []
     for curfew in context.curfews:
         hx, hy = point_to_bng(curfew.lon, curfew.lat)
@@ -227,49 +308,55 @@ def build_spec(
 
 def reconcile(
     session: Session,
-    context: AllocationContext,
+    contexts: Mapping[int, AllocationContext],
     findings: Iterable[Finding],
-    owned_from: dt.datetime,
+    owned_from: Mapping[int, dt.datetime],
     now: dt.datetime,
     params: RuleParams = DEFAULT_PARAMS,
 ) -> Changes:
-    """Make the stored violations from `owned_from` on exactly the findings given."""
-    owned_ms = to_ms(owned_from)
-    produced = {f.key[1:]: f for f in findings if f.start_ms >= owned_ms}
-    existing = {
-        (v.rule_id, v.condition_key, to_ms(v.start)): v
-        for v in repository.violations_from(session, context.allocation_id, owned_from)
-    }
+    """Make each allocation's stored violations from its `owned_from` on exactly the
+    findings given for it."""
+    owned_ms = {a: to_ms(moment) for a, moment in owned_from.items()}
+    produced: dict[int, dict[tuple[str, int, int], Finding]] = {a: {} for a in contexts}
+    for f in findings:
+        if f.allocation_id in produced and f.start_ms >= owned_ms[f.allocation_id]:
+            produced[f.allocation_id][f.key[1:]] = f
+    stored = repository.violations_since(session, owned_from)
     changes = Changes()
     fresh: list[Violation] = []
-    for key, finding in sorted(produced.items()):
-        row = existing.get(key)
-        if row is None:
-            row = Violation(
-                allocation_id=context.allocation_id,
-                order_id=context.order_id,
-                person_id=context.person_id,
-                condition_key=finding.condition_id or 0,
-                rule_id=finding.rule_id,
-                start=from_ms(finding.start_ms),
-                first_found_at=now,
-            )
-            _apply(row, finding, params, now)
-            repository.add(session, row)
-            fresh.append(row)
-            continue
-        was_withdrawn = row.withdrawn_at is not None
-        changed = _apply(row, finding, params, now)
-        row.withdrawn_at = None
-        if was_withdrawn:
-            changes.opened.append(row.id)
-        elif changed:
-            changes.updated.append(row.id)
-    for key, row in existing.items():
-        if key not in produced and row.withdrawn_at is None:
-            row.withdrawn_at = now
-            row.evaluated_at = now
-            changes.closed.append(row.id)
+    for allocation_id, context in sorted(contexts.items()):
+        mine = produced[allocation_id]
+        existing = {
+            (v.rule_id, v.condition_key, to_ms(v.start)): v for v in stored.get(allocation_id, ())
+        }
+        for key, finding in sorted(mine.items()):
+            row = existing.get(key)
+            if row is None:
+                row = Violation(
+                    allocation_id=context.allocation_id,
+                    order_id=context.order_id,
+                    person_id=context.person_id,
+                    condition_key=finding.condition_id or 0,
+                    rule_id=finding.rule_id,
+                    start=from_ms(finding.start_ms),
+                    first_found_at=now,
+                )
+                _apply(row, finding, params, now)
+                repository.add(session, row)
+                fresh.append(row)
+                continue
+            was_withdrawn = row.withdrawn_at is not None
+            changed = _apply(row, finding, params, now)
+            row.withdrawn_at = None
+            if was_withdrawn:
+                changes.opened.append(row.id)
+            elif changed:
+                changes.updated.append(row.id)
+        for key, row in existing.items():
+            if key not in mine and row.withdrawn_at is None:
+                row.withdrawn_at = now
+                row.evaluated_at = now
+                changes.closed.append(row.id)
     repository.flush(session)
     changes.opened += [row.id for row in fresh]
     return changes
@@ -329,10 +416,8 @@ def evaluate_clock_rules(
         silent = last_any is None or (now - last_any).total_seconds() > silent_for
         if silent and allocation_id not in already_silent:
             windows[allocation_id] = min(last_any or fitted_at, now)
-    for allocation_id in allocation_ids_with_curfew(session, list(active)):
-        context = load_context(session, allocation_id)
-        if context is None:
-            continue
+    with_curfew = load_contexts(session, allocation_ids_with_curfew(session, list(active)))
+    for allocation_id, context in with_curfew.items():
         for curfew in context.curfews:
             periods = curfew.periods(recent - dt.timedelta(days=1), now)
             if any(to_ms(recent) <= start <= to_ms(now) for start, _ in periods.spans):

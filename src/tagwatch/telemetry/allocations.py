@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+from numpy.typing import NDArray
 
 OPEN_ENDED = 2**62
+NONE = -1  # `find_many`'s answer for a record no allocation covers
 
 
 class AllocationIndex:
@@ -36,3 +40,27 @@ class AllocationIndex:
             return None
         _fitted, end, allocation_id = spans[index]
         return allocation_id if t_ms < end else None
+
+    def find_many(self, serials: Sequence[str], t_ms: NDArray[np.int64]) -> NDArray[np.int64]:
+        """`find` for many records at once (NONE where no allocation covers one): records are
+        sorted by device and each device's block is matched with one binary search."""
+        index = {serial: slot for slot, serial in enumerate(self._spans)}
+        codes = np.array([index.get(serial, -1) for serial in serials], dtype=np.int64)
+        found = np.full(codes.shape[0], NONE, dtype=np.int64)
+        if not codes.shape[0]:
+            return found
+        order = np.argsort(codes, kind="stable")
+        sorted_codes = codes[order]
+        bounds = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1], True])
+        spans = list(self._spans.values())
+        for low, high in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+            code = int(sorted_codes[low])
+            if code < 0:
+                continue
+            block = order[low:high]
+            fitted, ends, ids = np.array(spans[code], dtype=np.int64).T
+            times = t_ms[block]
+            at = np.searchsorted(fitted, times, side="right") - 1
+            inside = (at >= 0) & (times < ends[np.maximum(at, 0)])
+            found[block[inside]] = ids[at[inside]]
+        return found

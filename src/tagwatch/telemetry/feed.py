@@ -331,12 +331,62 @@ def _learn_serial(device: str) -> bool:
     return True
 
 
+def _fast_event(obj: dict[str, Any], record_type: str) -> Event | None:
+    """A well-formed rf, alcohol, status or checkin record without `received`, else None.
+    The same checks as the full path, in its order, with no error collecting."""
+    fields = _TYPE_FIELDS.get(record_type)
+    if fields is None:
+        return None
+    for name in obj:
+        if name not in fields and name not in _FAST_EVENT_COMMON:
+            return None
+    device: Any = obj.get("device")
+    stamp: Any = obj.get("time")
+    seq: Any = obj.get("seq")
+    if (
+        type(device) is not str
+        or type(stamp) is not str
+        or (seq is not None and (type(seq) is not int or not 0 <= seq <= MAX_SEQ))
+    ):
+        return None
+    if device not in _known_serials and not _learn_serial(device):
+        return None
+    t_ms = _fast_time_ms(stamp)
+    if t_ms is None:
+        return None
+    payload: dict[str, Any] = {}
+    try:
+        for name, (check, required) in fields.items():
+            value = obj.get(name)
+            if value is not None:
+                payload[name] = check(value)
+            elif required:
+                return None
+    except _Bad:
+        return None
+    if not payload or (
+        record_type == "checkin" and payload.get("result") != "missed" and "method" not in obj
+    ):
+        return None  # the full path words these errors
+    return Event(device, record_type, t_ms, seq, None, payload)
+
+
+_FAST_EVENT_COMMON: Final = frozenset({"device", "type", "time", "seq"})
+
+
 def parse_object(obj: object) -> Parsed:
     """One decoded JSON value as a record, or every error found in it."""
-    if type(obj) is dict and obj.get("type") == "gps":
-        fix = _fast_fix(obj)
-        if fix is not None:
-            return fix
+    if type(obj) is dict:
+        record_type = obj.get("type")
+        fast: Record | None
+        if record_type == "gps":
+            fast = _fast_fix(obj)
+        elif type(record_type) is str:
+            fast = _fast_event(obj, record_type)
+        else:
+            fast = None
+        if fast is not None:
+            return fast
     return _parse_object_fully(obj)
 
 

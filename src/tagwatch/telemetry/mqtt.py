@@ -28,7 +28,7 @@ import structlog
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy.orm import Session, sessionmaker
 
-from tagwatch.db.engine import unit_of_work
+from tagwatch.db.engine import durable_unit_of_work
 from tagwatch.settings import Settings
 from tagwatch.telemetry.service import IngestResult, Item, Rejection, ingest
 from tagwatch.telemetry.sources import items_from_message
@@ -212,7 +212,8 @@ class MqttIngestor:
             )
             per_message.append((message, items))
         everything = [item for _message, items in per_message for item in items]
-        with unit_of_work(self._factory) as session:
+        # Durable, not only committed: the broker forgets a message once it is acknowledged.
+        with durable_unit_of_work(self._factory) as session:
             result = ingest(
                 session,
                 everything,

@@ -67,6 +67,18 @@ def _too_fast(
     return np.asarray(dist > max_speed_mps * (dt_ms / 1000.0))
 
 
+def too_fast(
+    lat1: NDArray[np.float64],
+    lon1: NDArray[np.float64],
+    lat2: NDArray[np.float64],
+    lon2: NDArray[np.float64],
+    dt_ms: NDArray[np.int64],
+    max_speed_mps: float,
+) -> NDArray[np.bool_]:
+    """For each step from (lat1, lon1) to (lat2, lon2) taking `dt_ms`: over the limit?"""
+    return _too_fast(distance_m(lat1, lon1, lat2, lon2), dt_ms, max_speed_mps)
+
+
 def _speed_reason(prev: TrackPoint, point: TrackPoint, max_speed_mps: float) -> str | None:
     dist = distance_m(
         np.array([prev.lat]), np.array([prev.lon]), np.array([point.lat]), np.array([point.lon])

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from itertools import chain
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+import orjson
 from numpy.typing import NDArray
 from sqlalchemy import bindparam, func, insert, or_, select, text, update
 from sqlalchemy import column as sql_column
@@ -29,6 +30,7 @@ from tagwatch.telemetry.plausibility import TrackPoint
 
 _FETCH_ROWS = 250_000
 _IDS_PER_QUERY = 500
+_PAIRS_PER_QUERY = 400  # two parameters each: below SQLite's old 999-parameter limit
 
 
 # --- the read interface ------------------------------------------------------------------
@@ -232,6 +234,178 @@ def load_events(
     ]
 
 
+class EventRow(NamedTuple):
+    """A non-GPS record as the evaluation reads it: time in epoch milliseconds."""
+
+    record_id: int
+    allocation_id: int
+    type: str
+    t_ms: int
+    fields: dict[str, Any]
+
+
+def load_fixes_from(session: Session, starts: Mapping[int, int], end_ms: int) -> FixTable:
+    """Accepted fixes of each allocation observed from its own start (epoch ms) to `end_ms`,
+    in one query per few hundred allocations (each an index range on (allocation, time))."""
+    sql = (
+        "SELECT f.id, f.allocation_id, f.t_ms, f.lat, f.lon, f.accuracy_m FROM w"
+        " JOIN gps_fix f ON f.allocation_id = w.a AND f.t_ms >= w.t AND f.t_ms <= {p}"
+        " WHERE f.implausible_reason IS NULL"
+    )
+    blocks = [
+        np.asarray(rows, dtype=np.float64).reshape(-1, 6)
+        for rows in _per_allocation(session, sql, starts, [end_ms])
+        if rows
+    ]
+    if not blocks:
+        return FixTable()
+    table = np.concatenate(blocks)
+    record_id = table[:, 0].astype(np.int64)
+    allocation = table[:, 1].astype(np.int64)
+    t_ms = table[:, 2].astype(np.int64)
+    order = np.lexsort((record_id, t_ms, allocation))
+    return FixTable(
+        record_id=record_id[order],
+        allocation_id=allocation[order],
+        t_ms=t_ms[order],
+        lat=np.ascontiguousarray(table[order, 3]),
+        lon=np.ascontiguousarray(table[order, 4]),
+        accuracy_m=np.ascontiguousarray(table[order, 5]),
+    )
+
+
+def load_events_from(
+    session: Session, starts: Mapping[int, int], end_ms: int
+) -> dict[int, list[EventRow]]:
+    """Each allocation's non-GPS records observed from its own start to `end_ms`, in
+    (time, id) order."""
+    sql = (
+        "SELECT e.id, e.allocation_id, e.type, e.t_ms, e.payload FROM w"
+        " JOIN device_event e ON e.allocation_id = w.a AND e.t_ms >= w.t AND e.t_ms <= {p}"
+    )
+    found: dict[int, list[EventRow]] = {}
+    make = EventRow._make
+    for rows in _per_allocation(session, sql, starts, [end_ms]):
+        for record_id, allocation_id, kind, t_ms, payload in rows:
+            found.setdefault(allocation_id, []).append(
+                make((record_id, allocation_id, kind, t_ms, _json(payload)))
+            )
+    for events in found.values():
+        events.sort(key=_event_order)
+    return found
+
+
+def _event_order(event: EventRow) -> tuple[int, int]:
+    return (event.t_ms, event.record_id)
+
+
+def events_by_id(session: Session, record_ids: Collection[int]) -> list[EventRow]:
+    """Non-GPS records by id (attached ones only)."""
+    ids = sorted({int(i) for i in record_ids})
+    rows: list[EventRow] = []
+    row = DeviceEventRow
+    for offset in range(0, len(ids), _IDS_PER_QUERY):
+        query = select(row.id, row.allocation_id, row.type, row.t_ms, row.payload).where(
+            row.id.in_(ids[offset : offset + _IDS_PER_QUERY]), row.allocation_id.is_not(None)
+        )
+        rows.extend(
+            EventRow(record_id, int(allocation_id), kind, t_ms, dict(payload))
+            for record_id, allocation_id, kind, t_ms, payload in session.execute(query)
+        )
+    return rows
+
+
+def _json(value: Any) -> dict[str, Any]:
+    """A JSON column read on the DBAPI cursor: text on SQLite, already decoded on PostgreSQL."""
+    if isinstance(value, (str, bytes)):
+        decoded: dict[str, Any] = orjson.loads(value)
+        return decoded
+    return dict(value)
+
+
+def _per_allocation(
+    session: Session, sql: str, moments: Mapping[int, int], extra: Sequence[Any] = ()
+) -> Iterator[list[tuple[Any, ...]]]:
+    """Run `sql`, which reads a relation `w(a, t)` of (allocation id, epoch ms) pairs and
+    writes `{p}` for each of its `extra` parameters, on the DBAPI cursor; yield its rows a
+    few hundred allocations at a time."""
+    pairs = sorted((int(a), int(t)) for a, t in moments.items())
+    connection = session.connection()
+    dbapi: Any = connection.connection.dbapi_connection
+    postgres = connection.dialect.name == "postgresql"
+    cursor = dbapi.cursor()
+    try:
+        for offset in range(0, len(pairs), _PAIRS_PER_QUERY):
+            part = pairs[offset : offset + _PAIRS_PER_QUERY]
+            if postgres:
+                head = "WITH w(a, t) AS (SELECT * FROM unnest(%s::bigint[], %s::bigint[]))"
+                params: list[Any] = [[a for a, _ in part], [t for _, t in part]]
+                body = sql.format(p="%s")
+            else:
+                head = "WITH w(a, t) AS (VALUES " + ", ".join(["(?, ?)"] * len(part)) + ")"
+                params = [value for pair in part for value in pair]
+                body = sql.format(p="?")
+            cursor.execute(f"{head} {body}", [*params, *extra])
+            yield cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+def first_record_ms(session: Session, allocation_ids: Collection[int]) -> dict[int, int]:
+    """Per allocation with any record: the observed time of its first one (epoch ms)."""
+    sql = (
+        "SELECT w.a, (SELECT MIN(f.t_ms) FROM gps_fix f WHERE f.allocation_id = w.a),"
+        " (SELECT MIN(e.t_ms) FROM device_event e WHERE e.allocation_id = w.a) FROM w"
+    )
+    found: dict[int, int] = {}
+    for rows in _per_allocation(session, sql, {a: 0 for a in allocation_ids}):
+        for allocation_id, fix_ms, event_ms in rows:
+            first = min((int(v) for v in (fix_ms, event_ms) if v is not None), default=None)
+            if first is not None:
+                found[int(allocation_id)] = first
+    return found
+
+
+@dataclass(frozen=True)
+class RecordsBefore:
+    """What an allocation's records say before a moment (epoch ms; None when nothing)."""
+
+    any_ms: int | None  # the latest record of any kind (an implausible fix included)
+    fix_ms: int | None  # the latest accepted fix
+    rf_id: int | None = None  # the latest rf record, when asked for
+
+
+def records_before(
+    session: Session, moments: Mapping[int, int], *, rf: bool = False
+) -> dict[int, RecordsBefore]:
+    """Per allocation: its latest records observed strictly before its own moment."""
+    rf_sql = (
+        ", (SELECT r.id FROM device_event r WHERE r.allocation_id = w.a AND r.type = 'rf'"
+        " AND r.t_ms < w.t ORDER BY r.t_ms DESC, r.id DESC LIMIT 1)"
+        if rf
+        else ", NULL"
+    )
+    # Each subquery is one index range on (allocation_id, t_ms), read from its top end.
+    sql = (
+        "SELECT w.a,"
+        " (SELECT MAX(f.t_ms) FROM gps_fix f WHERE f.allocation_id = w.a AND f.t_ms < w.t),"
+        " (SELECT MAX(e.t_ms) FROM device_event e WHERE e.allocation_id = w.a AND e.t_ms < w.t),"
+        " (SELECT g.t_ms FROM gps_fix g WHERE g.allocation_id = w.a AND g.t_ms < w.t"
+        "  AND g.implausible_reason IS NULL ORDER BY g.t_ms DESC LIMIT 1)"
+        f"{rf_sql} FROM w"
+    )
+    found: dict[int, RecordsBefore] = {}
+    for rows in _per_allocation(session, sql, moments):
+        for allocation_id, fix_ms, event_ms, plausible_ms, rf_id in rows:
+            latest = max((int(v) for v in (fix_ms, event_ms) if v is not None), default=None)
+            found[int(allocation_id)] = RecordsBefore(
+                latest,
+                None if plausible_ms is None else int(plausible_ms),
+                None if rf_id is None else int(rf_id),
+            )
+    return found
+
+
 def last_record_times(
     session: Session, allocation_ids: Collection[int]
 ) -> dict[int, tuple[dt.datetime | None, dt.datetime | None]]:
@@ -348,6 +522,7 @@ EVENT_COLUMNS = (
 )
 _SQLITE_CACHE_KIB = 262_144  # index pages of a large store stay in memory while loading
 _KEYS_PER_QUERY = 900  # below SQLite's old 999-parameter limit
+_KEYS_PER_ARRAY = 50_000  # PostgreSQL takes the keys as one array parameter
 
 
 @dataclass(frozen=True)
@@ -454,13 +629,34 @@ def _insert_or_ignore_sql(dialect_name: str, table_name: str) -> str:
 
 
 def keys_present(session: Session, table_name: str, keys: Sequence[str]) -> dict[str, int | None]:
-    """For those of `keys` stored in the table: key -> the batch that stored it."""
-    table = _TABLES[table_name]
+    """For those of `keys` stored in the table: key -> the batch that stored it. Runs on the
+    DBAPI cursor (a batch can ask about tens of thousands of keys)."""
+    if table_name not in _TABLES:
+        raise ValueError(f"not a record table: {table_name}")
+    connection = session.connection()
+    dbapi: Any = connection.connection.dbapi_connection
     found: dict[str, int | None] = {}
-    for offset in range(0, len(keys), _KEYS_PER_QUERY):
-        part = keys[offset : offset + _KEYS_PER_QUERY]
-        query = select(table.c.dedupe_key, table.c.batch_id).where(table.c.dedupe_key.in_(part))
-        found.update({key: batch for key, batch in session.execute(query)})
+    cursor = dbapi.cursor()
+    try:
+        if connection.dialect.name == "postgresql":
+            for offset in range(0, len(keys), _KEYS_PER_ARRAY):
+                part = list(keys[offset : offset + _KEYS_PER_ARRAY])
+                cursor.execute(
+                    f"SELECT dedupe_key, batch_id FROM {table_name} WHERE dedupe_key = ANY(%s)",
+                    [part],
+                )
+                found.update(cursor.fetchall())
+        else:
+            for offset in range(0, len(keys), _KEYS_PER_QUERY):
+                some = keys[offset : offset + _KEYS_PER_QUERY]
+                marks = ", ".join(["?"] * len(some))
+                cursor.execute(
+                    f"SELECT dedupe_key, batch_id FROM {table_name} WHERE dedupe_key IN ({marks})",
+                    tuple(some),
+                )
+                found.update(cursor.fetchall())
+    finally:
+        cursor.close()
     return found
 
 

@@ -14,7 +14,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-import orjson
 from sqlalchemy.orm import Session
 
 from tagwatch.events import publish
@@ -32,13 +31,15 @@ from tagwatch.telemetry.feed import (
     parse_csv_row,
     parse_line,
 )
-from tagwatch.telemetry.plausibility import (
-    SPEED_PREFIX,
-    TrackPoint,
-    judge_devices,
-    static_problem,
+from tagwatch.telemetry.plausibility import SPEED_PREFIX
+from tagwatch.telemetry.store import (
+    NO_ALLOCATION,
+    Stored,
+    Windows,
+    judge_speed,
+    store_events,
+    store_fixes,
 )
-from tagwatch.telemetry.repository import TrackState
 
 
 class Item(NamedTuple):
@@ -104,20 +105,6 @@ class IngestResult:
         return {**self.counts(), "rejections": [r.as_dict() for r in self.rejections]}
 
 
-@dataclass
-class _Windows:
-    spans: dict[int, tuple[int, int]] = field(default_factory=dict)
-
-    def touch(self, allocation_id: int | None, t_ms: int) -> None:
-        if allocation_id is None:
-            return
-        low, high = self.spans.get(allocation_id, (t_ms, t_ms))
-        self.spans[allocation_id] = (min(low, t_ms), max(high, t_ms))
-
-    def as_times(self) -> dict[int, tuple[dt.datetime, dt.datetime]]:
-        return {a: (from_ms(low), from_ms(high)) for a, (low, high) in self.spans.items()}
-
-
 def ingest(
     session: Session,
     items: Iterable[Item],
@@ -129,6 +116,7 @@ def ingest(
     detail: bool = False,
 ) -> IngestResult:
     """Store one batch of records and answer with what happened to each."""
+    items = items if isinstance(items, list) else list(items)
     repository.tune_for_bulk(session)
     now_ms = to_ms(received_at)
     # The receipt row goes first: on SQLite it takes the write lock before anything is read.
@@ -136,64 +124,75 @@ def ingest(
         session, channel=channel, origin=origin, received_at=received_at
     )
     result = IngestResult(batch_ids=[batch_id])
-    fixes: dict[str, Fix] = {}
-    events: dict[str, Event] = {}
-    rejected: list[Item] = []
-    for item in items:
-        result.received += 1
-        parsed = item.parsed
-        if isinstance(parsed, list):
-            rejected.append(item)
-            continue
-        key = parsed.dedupe_key
-        if key in fixes or key in events:
-            result.duplicate += 1
-        elif isinstance(parsed, Fix):
-            fixes[key] = parsed
-        else:
-            events[key] = parsed
-
+    fixes, events, rejected = _split(items, result)
     _quarantine(session, rejected, result, batch_id, channel, origin, received_at)
     result.duplicate += _drop_cross_table_duplicates(session, fixes, events)
 
-    allocations = AllocationIndex(
-        repository.allocation_spans(
-            session, {f.device for f in fixes.values()} | {e.device for e in events.values()}
-        )
-    )
-    windows = _Windows()
+    serials = {f.device for f in fixes.values()} | {e.device for e in events.values()}
+    allocations = AllocationIndex(repository.allocation_spans(session, serials))
     # Lock the devices first (in serial order): concurrent batches that share a device take
     # turns, so their speed chains see each other and their inserts cannot deadlock.
-    states = repository.lock_tracks(
-        session, {f.device for f in fixes.values()} | {e.device for e in events.values()}
-    )
-    new_fixes = _store_fixes(session, fixes, allocations, batch_id, now_ms, settings)
-    new_events = _store_events(session, events, allocations, batch_id, now_ms)
+    states = repository.lock_tracks(session, serials)
+    skew_ms = settings.clock_skew_seconds * 1000
+    new_fixes = store_fixes(session, fixes, allocations, batch_id, now_ms, skew_ms)
+    new_events = store_events(session, events, allocations, batch_id, now_ms)
     result.accepted = len(new_fixes) + len(new_events)
     result.duplicate += len(fixes) + len(events) - result.accepted
-    for allocation_id, t_ms, _reason in new_fixes.values():
-        windows.touch(allocation_id, t_ms)
-    for allocation_id, t_ms in new_events.values():
-        windows.touch(allocation_id, t_ms)
+    windows = Windows()
+    windows.add(new_fixes.allocation_id, new_fixes.t_ms)
+    windows.add(new_events.allocation_id, new_events.t_ms)
 
-    speed_flagged = _judge_speed(session, fixes, new_fixes, states, windows, settings)
-    result.unallocated = sum(1 for a, _t, _r in new_fixes.values() if a is None) + sum(
-        1 for a, _t in new_events.values() if a is None
-    )
-    result.implausible = sum(1 for _a, _t, reason in new_fixes.values() if reason is not None)
-    result.implausible += len(speed_flagged)
+    speed_flagged = judge_speed(session, new_fixes, states, windows, settings.max_speed_mps)
+    result.unallocated = new_fixes.unallocated + new_events.unallocated
+    static = sum(1 for reason in new_fixes.reasons if reason is not None)
+    result.implausible = static + len(speed_flagged)
     if detail:
-        result.stored = {
-            key: (allocation_id is None, reason is not None or key in speed_flagged)
-            for key, (allocation_id, _t, reason) in new_fixes.items()
-        }
-        result.stored.update(
-            {key: (allocation_id is None, False) for key, (allocation_id, _t) in new_events.items()}
-        )
+        result.stored = _outcomes(new_fixes, speed_flagged) | _outcomes(new_events, set())
     repository.finish_batch(session, batch_id, result.counts())
     if windows.spans:
         publish(session, TelemetryStored(windows=windows.as_times(), received_at=received_at))
     return result
+
+
+def _split(
+    items: Iterable[Item], result: IngestResult
+) -> tuple[dict[str, Fix], dict[str, Event], list[Item]]:
+    """Fixes and events by dedupe key (the first of repeats in the batch), and the rejected
+    items; counts what was received and repeated."""
+    fixes: dict[str, Fix] = {}
+    events: dict[str, Event] = {}
+    rejected: list[Item] = []
+    received = 0
+    for item in items:
+        received += 1
+        parsed = item.parsed
+        if isinstance(parsed, list):
+            rejected.append(item)
+        elif isinstance(parsed, Fix):
+            fixes.setdefault(parsed.dedupe_key, parsed)
+        else:
+            events.setdefault(parsed.dedupe_key, parsed)
+    both = fixes.keys() & events.keys()
+    if both:
+        # One sequence number sent as a fix and as an event: the first one sent counts.
+        first_fix: dict[str, bool] = {}
+        for item in items:
+            if not isinstance(item.parsed, list) and item.parsed.dedupe_key in both:
+                first_fix.setdefault(item.parsed.dedupe_key, isinstance(item.parsed, Fix))
+        for key, fix_first in first_fix.items():
+            del (events if fix_first else fixes)[key]
+    result.received = received
+    result.duplicate = received - len(rejected) - len(fixes) - len(events)
+    return fixes, events, rejected
+
+
+def _outcomes(stored: Stored, speed_flagged: set[str]) -> dict[str, tuple[bool, bool]]:
+    """Dedupe key -> (unallocated, implausible) of each record stored new."""
+    unallocated = (stored.allocation_id == NO_ALLOCATION).tolist()
+    return {
+        key: (alone, reason is not None or key in speed_flagged)
+        for key, alone, reason in zip(stored.keys, unallocated, stored.reasons, strict=True)
+    }
 
 
 def _quarantine(
@@ -245,148 +244,6 @@ def _drop_cross_table_duplicates(
                 del mine[key]
                 dropped += 1
     return dropped
-
-
-def _store_fixes(
-    session: Session,
-    fixes: dict[str, Fix],
-    allocations: AllocationIndex,
-    batch_id: int,
-    now_ms: int,
-    settings: Settings,
-) -> dict[str, tuple[int | None, int, str | None]]:
-    """Insert the fixes; for those newly stored: key -> (allocation, t_ms, static reason)."""
-    skew_ms = settings.clock_skew_seconds * 1000
-    latest_ms = now_ms + skew_ms
-    rows = []
-    facts: dict[str, tuple[int | None, int, str | None]] = {}
-    find = allocations.find
-    for key, fix in fixes.items():
-        device, t_ms, seq, received_ms, lat, lon, accuracy_m, source, extras = fix
-        allocation_id = find(device, t_ms)
-        reason = None
-        # The cheap test first; static_problem words the reason.
-        if (
-            t_ms > latest_ms
-            or not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0)
-            or (lat == 0.0 and lon == 0.0)
-        ):
-            reason = static_problem(fix, now_ms, skew_ms)
-        facts[key] = (allocation_id, t_ms, reason)
-        rows.append(
-            (
-                key,
-                device,
-                allocation_id,
-                t_ms,
-                now_ms if received_ms is None else received_ms,
-                seq,
-                lat,
-                lon,
-                accuracy_m,
-                source,
-                None if extras is None else orjson.dumps(extras).decode(),
-                reason,
-                batch_id,
-            )
-        )
-    inserted = repository.insert_or_ignore(session, "gps_fix", rows)
-    if inserted == len(rows):
-        return facts
-    mine = {
-        key
-        for key, batch in repository.keys_present(session, "gps_fix", list(facts)).items()
-        if batch == batch_id
-    }
-    return {key: value for key, value in facts.items() if key in mine}
-
-
-def _store_events(
-    session: Session,
-    events: dict[str, Event],
-    allocations: AllocationIndex,
-    batch_id: int,
-    now_ms: int,
-) -> dict[str, tuple[int | None, int]]:
-    rows = []
-    facts: dict[str, tuple[int | None, int]] = {}
-    for key, event in events.items():
-        allocation_id = allocations.find(event.device, event.t_ms)
-        facts[key] = (allocation_id, event.t_ms)
-        rows.append(
-            (
-                key,
-                event.device,
-                allocation_id,
-                event.type,
-                event.t_ms,
-                now_ms if event.received_ms is None else event.received_ms,
-                event.seq,
-                orjson.dumps(dict(event.payload)).decode(),
-                batch_id,
-            )
-        )
-    inserted = repository.insert_or_ignore(session, "device_event", rows)
-    if inserted == len(rows):
-        return facts
-    mine = {
-        key
-        for key, batch in repository.keys_present(session, "device_event", list(facts)).items()
-        if batch == batch_id
-    }
-    return {key: value for key, value in facts.items() if key in mine}
-
-
-def _judge_speed(
-    session: Session,
-    fixes: dict[str, Fix],
-    new_fixes: dict[str, tuple[int | None, int, str | None]],
-    states: dict[str, TrackState],
-    windows: _Windows,
-    settings: Settings,
-) -> set[str]:
-    """Run the speed chain over the new fixes (see `plausibility`); store changed verdicts.
-    The keys of the new fixes it flagged."""
-    tracks: dict[str, list[TrackPoint]] = {}
-    for key, (_allocation, t_ms, reason) in new_fixes.items():
-        if reason is None:
-            fix = fixes[key]
-            tracks.setdefault(fix.device, []).append(TrackPoint(t_ms, key, fix.lat, fix.lon))
-    if not tracks:
-        return set()
-    starts: dict[str, TrackPoint | None] = {}
-    previous: dict[str, tuple[str | None, int | None]] = {}  # key -> (verdict, allocation)
-    for device, points in tracks.items():
-        points.sort()
-        state = states[device]
-        if points[0].t_ms > state.max_t_ms:
-            starts[device] = state.last
-            continue
-        # A late fix: re-judge the device's chain from the earliest new fix on.
-        start, chain = repository.chain_context(session, device, points[0].t_ms)
-        starts[device] = start
-        tracks[device] = [row.point for row in chain]
-        previous.update({row.point.key: (row.reason, row.allocation_id) for row in chain})
-    verdicts, lasts = judge_devices(starts, tracks, settings.max_speed_mps)
-
-    changed: list[tuple[str | None, str]] = []
-    flagged_new: set[str] = set()
-    for device, points in tracks.items():
-        for point, verdict in zip(points, verdicts[device], strict=True):
-            if point.key in new_fixes:
-                if verdict is not None:
-                    changed.append((verdict, point.key))
-                    flagged_new.add(point.key)
-                continue
-            old_verdict, allocation_id = previous[point.key]
-            if verdict != old_verdict:
-                changed.append((verdict, point.key))
-                windows.touch(allocation_id, point.t_ms)
-        max_t = max(states[device].max_t_ms, points[-1].t_ms)
-        states[device] = TrackState(max_t_ms=max_t, last=lasts[device])
-    repository.set_verdicts(session, changed)
-    repository.save_tracks(session, {device: states[device] for device in tracks})
-    return flagged_new
 
 
 # --- late allocations ------------------------------------------------------------------

@@ -30,7 +30,9 @@ GZIP_MAGIC = b"\x1f\x8b"
 def items_from_ndjson(lines: Iterable[bytes], first_line: int = 1) -> Iterator[Item]:
     for number, line in enumerate(lines, start=first_line):
         if line.strip():
-            yield Item(number, line.rstrip(b"\r\n"), parse_line(line))
+            # Parsed without its line ending, so an error reads the same on every channel.
+            record = line.rstrip(b"\r\n")
+            yield Item(number, record, parse_line(record))
 
 
 def items_from_body(body: bytes) -> list[Item]:
