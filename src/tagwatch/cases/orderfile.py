@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from tagwatch import events
 from tagwatch.access.principal import Principal
 from tagwatch.cases import repository, validation
 from tagwatch.cases.documents import device_document, order_document, person_document
@@ -29,7 +30,6 @@ from tagwatch.cases.service import apply_address, apply_person_details, build_co
 from tagwatch.cases.validation import Errors, ValidationFailed, join
 from tagwatch.cases.versions import next_version
 from tagwatch.db.base import utcnow
-from tagwatch.events import publish
 
 FORMAT = "tagwatch-orders"
 VERSION = 1
@@ -365,19 +365,21 @@ def import_document(session: Session, document: object) -> ImportResult:
                 result.orders_changed += 1
                 changed_orders.append(order)
     session.flush()
-    for order in changed_orders:
-        publish(session, OrderChanged(order_id=order.id, version=order.version))
-    for allocation in new_allocations:
-        publish(
-            session,
-            AllocationRecorded(
-                allocation_id=allocation.id,
-                order_id=allocation.order_id,
-                device_serial=allocation.device.serial,
-                fitted_at=allocation.fitted_at,
-                removed_at=allocation.removed_at,
-            ),
-        )
+    # One settling for the whole file: downstream work (evaluation) runs once per allocation.
+    with events.batch(session):
+        for order in changed_orders:
+            events.publish(session, OrderChanged(order_id=order.id, version=order.version))
+        for allocation in new_allocations:
+            events.publish(
+                session,
+                AllocationRecorded(
+                    allocation_id=allocation.id,
+                    order_id=allocation.order_id,
+                    device_serial=allocation.device.serial,
+                    fitted_at=allocation.fitted_at,
+                    removed_at=allocation.removed_at,
+                ),
+            )
     return result
 
 
