@@ -10,15 +10,22 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, insert, select, text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from tagwatch.access.audit import GENESIS_HASH, entry_hash, record, verify
+from tagwatch.access import audit
+from tagwatch.access.audit import GENESIS_HASH, entry_hash, reading, record, verify
 from tagwatch.access.models import AuditEntry, User
 from tagwatch.access.principal import Principal
 from tagwatch.access.service import create_token
-from tagwatch.db.engine import make_engine, make_sessionmaker, unit_of_work
+from tagwatch.db.engine import (
+    ReadOnlySessionError,
+    make_engine,
+    make_sessionmaker,
+    read_only,
+    unit_of_work,
+)
 
 ANALYST = Principal(
     user_id=None,
@@ -208,3 +215,128 @@ def test_concurrent_writers_keep_one_chain(race_engine: Engine) -> None:
         check = verify(session)
         total = session.scalar(select(func.count()).select_from(AuditEntry))
     assert check.ok and check.checked == total == 30
+
+
+def _actions(factory: sessionmaker[Session]) -> list[str]:
+    with factory() as session:
+        return list(session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)))
+
+
+def test_a_read_appends_its_entries_when_the_reads_are_done(race_engine: Engine) -> None:
+    factory = make_sessionmaker(race_engine)
+    with reading(factory) as session:
+        queued = record(session, ANALYST, "test.view", subject_type="test_subject", subject_id=1)
+        record(session, ANALYST, "test.view", subject_type="test_subject", subject_id=2)
+        assert _actions(factory) == []  # queued, not yet in the log
+        assert queued.username == "analyst-a" and queued.hash is None
+    assert _actions(factory) == ["test.view", "test.view"]  # durable once `reading` returns
+    with pytest.raises(RuntimeError, match="page failed"), reading(factory) as session:
+        record(session, ANALYST, "test.unshown", subject_type="test_subject")
+        raise RuntimeError("page failed")
+    assert "test.unshown" not in _actions(factory)  # nothing was shown, nothing is logged
+    with factory() as session:
+        assert verify(session).checked == 2
+
+
+def test_a_read_only_session_refuses_changes(race_engine: Engine) -> None:
+    factory = make_sessionmaker(race_engine)
+    with pytest.raises(ReadOnlySessionError, match="read-only"), read_only(factory) as session:
+        record(session, ANALYST, "test.view", subject_type="test_subject")
+    with pytest.raises(ReadOnlySessionError, match="flush"), read_only(factory) as session:
+        session.add(AuditEntry(username="x", role="x", action="x", subject_type="x"))
+        session.flush()
+    with pytest.raises(ReadOnlySessionError, match="INSERT"), read_only(factory) as session:
+        session.execute(insert(AuditEntry).values(username="x", role="x", action="x"))
+    assert _actions(factory) == []
+
+
+def test_reads_do_not_wait_for_a_writer(race_engine: Engine) -> None:
+    """A read-only session reads while another transaction holds the write lock."""
+    factory = make_sessionmaker(race_engine)
+    read: list[int] = []
+    with unit_of_work(factory) as writer:
+        _append(writer, 1)  # holds SQLite's write lock, or the advisory lock, until commit
+
+        def reader() -> None:
+            with read_only(factory) as session:
+                read.append(session.scalar(select(func.count()).select_from(AuditEntry)) or 0)
+
+        thread = threading.Thread(target=reader)
+        thread.start()
+        thread.join(timeout=5)
+        assert read == [0], "the read waited for the writer to commit"
+
+
+def test_concurrent_reads_and_writes_keep_one_chain(race_engine: Engine) -> None:
+    """Reads (group-committed entries) and writes (entries in their own transaction) at once."""
+    factory = make_sessionmaker(race_engine)
+    errors: list[BaseException] = []
+
+    def reader(n: int) -> None:
+        try:
+            for i in range(10):
+                with reading(factory) as session:
+                    record(session, ANALYST, "test.view", subject_type="reader", subject_id=n)
+                    if i % 3 == 0:
+                        record(session, ANALYST, "test.search", subject_type="reader")
+        except BaseException as error:
+            errors.append(error)
+
+    def writer() -> None:
+        try:
+            for _ in range(5):
+                with unit_of_work(factory) as session:
+                    _append(session, 1)
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=reader, args=(n,)) for n in range(8)]
+    threads += [threading.Thread(target=writer) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with factory() as session:
+        check = verify(session)
+        total = session.scalar(select(func.count()).select_from(AuditEntry))
+    assert check.ok and check.checked == total == 8 * (10 + 4) + 2 * 5
+
+
+def test_one_unstorable_entry_fails_only_its_own_read(race_engine: Engine) -> None:
+    factory = make_sessionmaker(race_engine)
+    good = audit._entry_fields(None, "test.view", "test_subject", None, None, None)
+    tickets = [
+        audit._Ticket(factory, [good]),
+        audit._Ticket(factory, [{**good, "no_such_field": 1}]),
+        audit._Ticket(factory, [good, good]),
+    ]
+    audit._GroupCommit()._commit(tickets)
+    assert [t.done for t in tickets] == [True, True, True]
+    assert [t.error is None for t in tickets] == [True, False, True]
+    assert _actions(factory) == ["test.view"] * 3
+    with factory() as session:
+        assert verify(session).ok
+
+
+def test_a_reads_entries_are_synced_to_disk_at_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite: the append syncs the log (FULL); other work on the connection stays NORMAL."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'sync.db'}", pool_size=1, max_overflow=0)
+    AuditEntry.__table__.create(engine)
+    factory = make_sessionmaker(engine)
+    levels: list[int] = []
+    append = audit._append
+
+    def noting_the_level(session: Session, entries: list[AuditEntry]) -> None:
+        levels.append(session.scalar(text("PRAGMA synchronous")))
+        append(session, entries)
+
+    monkeypatch.setattr(audit, "_append", noting_the_level)
+    with reading(factory) as session:
+        record(session, ANALYST, "test.view", subject_type="test_subject")
+    with unit_of_work(factory) as session:
+        record(session, ANALYST, "test.change", subject_type="test_subject")
+    engine.dispose()
+    assert levels == [2, 1]  # FULL for the read's append, NORMAL for a unit of work

@@ -177,6 +177,12 @@ def sign_in() -> Any:
     return _sign_in
 
 
+@pytest.fixture(name="axe_violations")
+def axe_violations_fixture() -> Any:
+    """`axe_violations(page)`: the serious or critical violations axe finds, for reporting."""
+    return axe_violations
+
+
 @pytest.fixture
 def assert_accessible() -> Any:
     """`assert_accessible(page)`: axe finds no serious or critical violation."""

@@ -41,17 +41,20 @@ def test_manager_reviews_a_tamper_alert_before_the_outcome(
     sign_in(page, *MANAGER)
     page.goto(f"/alerts/{seeded.tamper_alert_id}")
     assert page.get_by_role("button", name="Record outcome").count() == 0
-    page.get_by_role("button", name="Acknowledge alert").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Acknowledge alert").click()
     # Acknowledged, but the review still comes first.
     assert page.get_by_role("button", name="Record outcome").count() == 0
-    page.get_by_role("button", name="Record tamper review").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Record tamper review").click()
     assert "Select what the review found" in page.locator(".govuk-error-summary").inner_text()
     assert_accessible(page)
     page.get_by_label("Device fault").check()
     page.get_by_label("Evidence considered").fill(
         "Strap batch B1 has a known fault; body contact stayed ok."
     )
-    page.get_by_role("button", name="Record tamper review").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Record tamper review").click()
     assert "Device fault" in page.locator(".govuk-inset-text").inner_text()
     # A device fault bars enforcement: only "no action" is offered.
     outcomes = page.locator("input[name=outcome]")
@@ -62,9 +65,9 @@ def test_police_officer_is_refused_trails_and_browsing_people(
     page: Any, sign_in: Any, seeded: Any, assert_accessible: Any
 ) -> None:
     sign_in(page, *POLICE)
-    # Their one route to location data is a request.
+    # Their routes to location data are crime matching and requests, never browsing.
     links = page.locator("#navigation a.govuk-service-navigation__link").all_inner_texts()
-    assert [text.strip() for text in links] == ["Data requests"]
+    assert [text.strip() for text in links] == ["Crime mapping", "Data requests"]
     for url in (
         f"/people/{seeded.person_id}/trail",
         f"/people/{seeded.person_id}",

@@ -60,7 +60,8 @@ def test_an_order_is_varied_with_a_reason_and_an_uploaded_zone_without_javascrip
         sign_in(page, *MANAGER)
         page.goto(f"/people/{seeded.person_id}")
         page.get_by_role("link", name="Vary this order").first.click()
-        page.get_by_role("button", name="Save the changes").click()
+        with page.expect_navigation():
+            page.get_by_role("button", name="Save the changes").click()
         assert (
             "Enter why the order is changing" in page.locator(".govuk-error-summary").inner_text()
         )
@@ -73,7 +74,8 @@ def test_an_order_is_varied_with_a_reason_and_an_uploaded_zone_without_javascrip
         page.get_by_label("Why is the order changing?").fill("Court added an exclusion zone")
         page.get_by_label("Zone name").fill("Westminster")
         page.get_by_label("Or upload the zone (GeoJSON or KML)").set_input_files(str(kml))
-        page.get_by_role("button", name="Save the changes").click()
+        with page.expect_navigation():
+            page.get_by_role("button", name="Save the changes").click()
         assert page.locator(".govuk-error-summary").count() == 0, page.locator("main").inner_text()[
             :500
         ]
@@ -94,7 +96,8 @@ def test_alerts_can_be_acknowledged_without_javascript(
     try:
         sign_in(page, "officer1", "officer1-test-password")
         page.goto(f"/alerts/{seeded.open_alert_ids[1]}")
-        page.get_by_role("button", name="Acknowledge alert").click()
+        with page.expect_navigation():
+            page.get_by_role("button", name="Acknowledge alert").click()
         assert "by officer1" in page.locator(".govuk-summary-list").inner_text()
     finally:
         context.close()

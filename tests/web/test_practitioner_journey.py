@@ -51,7 +51,8 @@ def test_find_a_person_by_name_crn_and_date_of_birth(
 
     for terms in ("o'neil-smith", "ONEIL", "X123456"):
         page.get_by_label("Name, CRN or PNC").fill(terms)
-        page.get_by_role("button", name="Apply filters").click()
+        with page.expect_navigation():
+            page.get_by_role("button", name="Apply filters").click()
         assert page.locator("#caseload-table tbody tr").count() == 1, terms
         assert "O'Neil-Smith" in page.locator("#caseload-table").inner_text()
 
@@ -59,13 +60,15 @@ def test_find_a_person_by_name_crn_and_date_of_birth(
     page.get_by_label("Day").fill("2")
     page.get_by_label("Month").fill("11")
     page.get_by_label("Year").fill("1985")
-    page.get_by_role("button", name="Apply filters").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Apply filters").click()
     assert page.locator("#caseload-table").inner_text().count("Zoë Ward") == 1
     assert "O'Neil" not in page.locator("#caseload-table").inner_text()
 
     page.get_by_label("Day").fill("31")
     page.get_by_label("Month").fill("2")
-    page.get_by_role("button", name="Apply filters").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Apply filters").click()
     summary = page.locator(".govuk-error-summary")
     assert "real date" in summary.inner_text()
     assert summary.get_by_role("link").get_attribute("href") == "#dob-day"
@@ -78,8 +81,10 @@ def test_find_a_person_by_name_crn_and_date_of_birth(
 def test_caseload_sorts_by_open_violations(page: Any, sign_in: Any, seeded: Any) -> None:
     sign_in(page, "officer1", PASSWORD)
     page.goto("/caseload")
-    page.get_by_role("link", name="Open violations").click()
-    page.get_by_role("link", name="Open violations").click()  # again: most first
+    with page.expect_navigation():
+        page.get_by_role("link", name="Open violations").click()
+    with page.expect_navigation():
+        page.get_by_role("link", name="Open violations").click()  # again: most first
     first = page.locator("#caseload-table tbody tr").first.inner_text()
     assert "O'Neil-Smith" in first
     header = page.locator("th[aria-sort=descending]")
@@ -153,9 +158,12 @@ def test_acknowledge_an_alert_and_record_an_outcome(
     assert_accessible(page)
     page.goto(f"/alerts/{seeded.open_alert_ids[0]}")
     assert_accessible(page)
-    page.get_by_role("button", name="Acknowledge alert").click()
+    # Each button posts a form: wait for the page it leads to before reading it.
+    with page.expect_navigation():
+        page.get_by_role("button", name="Acknowledge alert").click()
     assert "Acknowledged" in page.content()
-    page.get_by_role("button", name="Record outcome").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Record outcome").click()
     summary = page.locator(".govuk-error-summary")
     assert "Select what was decided" in summary.inner_text()
     assert_accessible(page)
@@ -163,7 +171,8 @@ def test_acknowledge_an_alert_and_record_an_outcome(
     page.get_by_role("textbox", name="Reason").fill(
         "Spoke to him; he accepts he went into the zone."
     )
-    page.get_by_role("button", name="Record outcome").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Record outcome").click()
     assert "Resolved" in page.locator(".govuk-summary-list").inner_text()
     assert page.get_by_role("button", name="Record outcome").count() == 0
 

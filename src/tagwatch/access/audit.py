@@ -7,7 +7,17 @@ every hash after it, and `verify` names the first entry that no longer fits.
 Appends are serialised so the chain stays a line. PostgreSQL: a transaction-scoped advisory
 lock taken before reading the last hash, held until commit. SQLite: a write statement takes the
 database's single write lock before the last hash is read. On both, `prev_hash` is unique, so a
-writer that raced anyway fails instead of forking the chain.
+writer that raced anyway fails instead of forking the chain. Both locks hold across processes.
+
+Two ways in, one chain:
+
+- In a unit of work (a request that changes data, a task, a CLI command), `record` appends at
+  once, in the caller's transaction: a change and its entry commit together or not at all.
+- A page that only reads runs in `reading`: its reads hold no lock, `record` queues the entry,
+  and when the reads are done the entries are appended in a short transaction of their own,
+  committed before `reading` returns, so no page is sent whose entry is not durable. Requests
+  arriving together share that transaction (`_GroupCommit`), so under load a view waits for a
+  batch to commit, not for every view ahead of it.
 """
 
 from __future__ import annotations
@@ -15,22 +25,27 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from sqlalchemy import select, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from tagwatch.access.models import AuditEntry
 from tagwatch.access.principal import Principal
 from tagwatch.db.base import utcnow
+from tagwatch.db.engine import READ_ONLY, ReadOnlySessionError, durable_unit_of_work, read_only
 
 GENESIS_HASH = "0" * 64
 # Arbitrary constant naming the advisory lock that guards appends on PostgreSQL.
 _ADVISORY_LOCK_KEY = 7_412_023_001
 SYSTEM_USERNAME = "system"
+# `session.info` key of the entries a `reading` session has queued.
+_QUEUE = "audit_queue"
 
 
 def record(
@@ -46,30 +61,127 @@ def record(
     """Append one entry. `principal` None means the system itself (periodic tasks, imports).
 
     `detail` says what was returned or searched for (counts, ids, terms); values that JSON
-    cannot hold are stored as their text.
+    cannot hold are stored as their text. In a `reading` session the entry is queued and the
+    returned one is what will be appended (its id and hashes are set in the appended copy).
     """
     if not action:
         raise ValueError("action: must not be empty")
     if not subject_type:
         raise ValueError("subject_type: must not be empty")
-    _serialise_appends(session)
-    entry = AuditEntry(
-        at=utcnow(),
-        user_id=principal.user_id if principal else None,
-        username=principal.username if principal else SYSTEM_USERNAME,
-        role=principal.role_label if principal else SYSTEM_USERNAME,
-        action=action,
-        subject_type=subject_type,
-        subject_id=None if subject_id is None else str(subject_id),
-        purpose=purpose,
-        detail=_json_normalised(detail or {}),
-        request_id=structlog.contextvars.get_contextvars().get("request_id"),
-        prev_hash=_last_hash(session),
-    )
-    entry.hash = entry_hash(entry)
-    session.add(entry)
-    session.flush()
+    fields = _entry_fields(principal, action, subject_type, subject_id, purpose, detail)
+    queue: list[dict[str, Any]] | None = session.info.get(_QUEUE)
+    if queue is not None:
+        queue.append(fields)
+        return AuditEntry(**fields)
+    if session.info.get(READ_ONLY):
+        raise ReadOnlySessionError("audit entries of a read-only session need audit.reading()")
+    entry = AuditEntry(**fields)
+    _append(session, [entry])
     return entry
+
+
+def _entry_fields(
+    principal: Principal | None,
+    action: str,
+    subject_type: str,
+    subject_id: str | int | None,
+    purpose: str | None,
+    detail: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """Everything an entry holds but its place in the chain, fixed when the action happens."""
+    return {
+        "at": utcnow(),
+        "user_id": principal.user_id if principal else None,
+        "username": principal.username if principal else SYSTEM_USERNAME,
+        "role": principal.role_label if principal else SYSTEM_USERNAME,
+        "action": action,
+        "subject_type": subject_type,
+        "subject_id": None if subject_id is None else str(subject_id),
+        "purpose": purpose,
+        "detail": _json_normalised(detail or {}),
+        "request_id": structlog.contextvars.get_contextvars().get("request_id"),
+    }
+
+
+@contextmanager
+def reading(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A read-only session (`db.engine.read_only`) whose audit entries are appended after it.
+
+    The entries are committed before the block exits; if the block raises, nothing was shown
+    and nothing is appended, as when a unit of work rolls back.
+    """
+    with read_only(factory) as session:
+        queue: list[dict[str, Any]] = []
+        session.info[_QUEUE] = queue
+        yield session
+    if queue:
+        _GROUP_COMMIT.append(factory, queue)
+
+
+@dataclass(eq=False)
+class _Ticket:
+    factory: sessionmaker[Session]
+    entries: list[dict[str, Any]]
+    done: bool = False
+    error: BaseException | None = None
+
+
+class AuditAppendError(RuntimeError):
+    """The audit entries of a read could not be appended, so the read must not be shown."""
+
+
+class _GroupCommit:
+    """Appends the entries of concurrent `reading` sessions, a batch per transaction.
+
+    Each caller queues a ticket, then takes its turn; whoever holds the turn appends every
+    ticket queued for its store in one transaction. A caller whose ticket was in an earlier
+    batch finds it done when its turn comes and returns at once. One batch per process is in
+    flight at a time; the database lock orders batches from different processes.
+    """
+
+    def __init__(self) -> None:
+        self._turn = threading.Lock()
+        self._queued = threading.Lock()
+        self._tickets: list[_Ticket] = []
+
+    def append(self, factory: sessionmaker[Session], entries: list[dict[str, Any]]) -> None:
+        ticket = _Ticket(factory, entries)
+        with self._queued:
+            self._tickets.append(ticket)
+        with self._turn:
+            if not ticket.done:
+                self._commit(self._take(factory))
+        if ticket.error is not None:
+            raise AuditAppendError("the audit log could not record this read") from ticket.error
+
+    def _take(self, factory: sessionmaker[Session]) -> list[_Ticket]:
+        with self._queued:
+            batch = [t for t in self._tickets if t.factory is factory]
+            self._tickets = [t for t in self._tickets if t.factory is not factory]
+        return batch
+
+    def _commit(self, batch: list[_Ticket]) -> None:
+        try:
+            with durable_unit_of_work(batch[0].factory) as session:
+                _append(session, [AuditEntry(**f) for t in batch for f in t.entries])
+        except Exception as error:
+            if len(batch) == 1:
+                batch[0].error = error
+            else:
+                # One request's unstorable entry must not fail the others: each on its own.
+                for ticket in batch:
+                    self._commit([ticket])
+        except BaseException as interrupted:
+            # Nobody in the batch may take their read as recorded.
+            for ticket in batch:
+                ticket.error = interrupted
+            raise
+        finally:
+            for ticket in batch:
+                ticket.done = True
+
+
+_GROUP_COMMIT = _GroupCommit()
 
 
 def entry_hash(entry: AuditEntry) -> str:
@@ -130,6 +242,18 @@ def _serialise_appends(session: Session) -> None:
     elif dialect == "sqlite":
         # Touches no row (so the no-update trigger never fires) but takes the write lock.
         session.execute(text("UPDATE audit_entry SET id = id WHERE 0"))
+
+
+def _append(session: Session, entries: list[AuditEntry]) -> None:
+    """Chain `entries`, in order, after the last entry, inside the caller's transaction."""
+    _serialise_appends(session)
+    previous = _last_hash(session)
+    for entry in entries:
+        entry.prev_hash = previous
+        entry.hash = entry_hash(entry)
+        previous = entry.hash
+    session.add_all(entries)
+    session.flush()
 
 
 def _last_hash(session: Session) -> str:

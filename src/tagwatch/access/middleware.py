@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import inspect
 import secrets
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -21,7 +20,8 @@ from fastapi.responses import PlainTextResponse
 from jinja2 import pass_context
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
-from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tagwatch.access.permissions import get_principal
 from tagwatch.access.principal import Principal
@@ -35,7 +35,7 @@ from tagwatch.access.sessions import (
     load,
     write_cookie,
 )
-from tagwatch.db.engine import unit_of_work
+from tagwatch.db.engine import read_only, unit_of_work
 from tagwatch.settings import Settings
 from tagwatch.web.templating import templates
 
@@ -61,10 +61,18 @@ def refuse_development_secrets(settings: Settings) -> None:
             raise ValueError(f"{name}: set TAGWATCH_{name.upper()} to a secret value in production")
 
 
-class AccessMiddleware(BaseHTTPMiddleware):
-    async def dispatch(
-        self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
+class AccessMiddleware:
+    """A plain ASGI middleware: Starlette's `BaseHTTPMiddleware` runs every request through a
+    task and memory streams of its own, which cost as much as the rest of this work."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
         settings: Settings = request.app.state.settings
         request.state.csp_nonce = secrets.token_urlsafe(16)
         bearer = _bearer(request)
@@ -73,22 +81,64 @@ class AccessMiddleware(BaseHTTPMiddleware):
         request.state.principal = await run_in_threadpool(
             _resolve_principal, request.app, bearer, session
         )
-        if (
-            request.method in UNSAFE_METHODS
-            and bearer is None
-            and session.get("uid") is not None
-            and not session.csrf_matches(await _offered_csrf_token(request))
-        ):
-            response: Response = PlainTextResponse(
-                "The form has expired or did not come from this service. Go back, reload the "
-                "page and try again.",
-                status_code=403,
-            )
-        else:
-            response = await call_next(request)
-        write_cookie(response, settings, session)
-        _secure_headers(response, request, settings)
-        return response
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                _write_cookie(headers, settings, session)
+                _secure_headers(headers, request, settings)
+            await send(message)
+
+        if request.method in UNSAFE_METHODS and bearer is None and session.get("uid") is not None:
+            # The token may be in the body: read it once, then give it to the check and the
+            # route each from the start.
+            body = await _body(receive)
+            offered = await _offered_csrf_token(Request(scope, _replay(body, receive)))
+            if not session.csrf_matches(offered):
+                refusal = PlainTextResponse(
+                    "The form has expired or did not come from this service. Go back, reload "
+                    "the page and try again.",
+                    status_code=403,
+                )
+                await refusal(scope, receive, send_with_headers)
+                return
+            receive = _replay(body, receive)
+        await self.app(scope, receive, send_with_headers)
+
+
+async def _body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that gives the whole body once, then waits on the client as usual."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
+def _write_cookie(headers: MutableHeaders, settings: Settings, session: RequestSession) -> None:
+    # `write_cookie` speaks to a Response; its Set-Cookie header is carried over from one.
+    carrier = Response()
+    write_cookie(carrier, settings, session)
+    for name, value in carrier.raw_headers:
+        if name == b"set-cookie":
+            headers.append("set-cookie", value.decode("latin-1"))
 
 
 def _bearer(request: Request) -> str | None:
@@ -102,9 +152,11 @@ def _resolve_principal(
 ) -> Principal | None:
     if bearer is None and session.get("uid") is None:
         return None
-    with unit_of_work(app.state.sessionmaker) as db:
-        if bearer is not None:
+    if bearer is not None:
+        with unit_of_work(app.state.sessionmaker) as db:  # notes when the token was last used
             return principal_for_token(db, bearer)
+    # A pure read: the caller is resolved without queueing behind any writer.
+    with read_only(app.state.sessionmaker) as db:
         principal = principal_for_user_id(db, int(session.get("uid")))
         if principal is None:  # account removed or deactivated since sign-in
             session.clear()
@@ -116,8 +168,6 @@ async def _offered_csrf_token(request: Request) -> str | None:
     if header:
         return header
     if request.headers.get("content-type", "").startswith(FORM_TYPES):
-        # Read the body first: BaseHTTPMiddleware replays it to the route afterwards.
-        await request.body()
         value = (await request.form()).get(CSRF_FIELD)
         return value if isinstance(value, str) else None
     return None
@@ -150,8 +200,7 @@ API_DOCS_POLICY = (
 )
 
 
-def _secure_headers(response: Response, request: Request, settings: Settings) -> None:
-    headers = response.headers
+def _secure_headers(headers: MutableHeaders, request: Request, settings: Settings) -> None:
     if request.url.path == API_DOCS_PATH:
         headers["content-security-policy"] = API_DOCS_POLICY
     else:

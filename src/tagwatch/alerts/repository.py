@@ -31,6 +31,7 @@ class AlertFilter:
     status: str | None = None
     kind: str | None = None
     escalated: bool | None = None
+    person_id: int | None = None
     limit: int = 100
     offset: int = 0
 
@@ -64,6 +65,8 @@ def list_alerts(
         statement = statement.where(
             Alert.escalated_at.is_not(None) if query.escalated else Alert.escalated_at.is_(None)
         )
+    if query.person_id is not None:
+        statement = statement.where(Alert.person_id == query.person_id)
     return _page(session, statement, query.limit, query.offset)
 
 

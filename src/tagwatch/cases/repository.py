@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import Select, func, or_, select
@@ -43,6 +43,64 @@ def person_by_ref(session: Session, principal: Principal | None, ref: str) -> Pe
     if principal is not None:
         query = scope_people(query, principal)
     return session.scalars(query).one_or_none()
+
+
+def person_by_id(session: Session, principal: Principal | None, person_id: int) -> Person | None:
+    """The person with this id if the caller may see them (None caller: the system itself)."""
+    query = select(Person).where(Person.id == person_id).options(*PERSON_LOAD)
+    if principal is not None:
+        query = scope_people(query, principal)
+    return session.scalars(query).one_or_none()
+
+
+# Ids per IN list: well inside every backend's limit on bound parameters.
+_IDS_PER_QUERY = 500
+
+
+def _in_chunks(ids: Collection[int]) -> list[list[int]]:
+    wanted = sorted(set(ids))
+    return [wanted[i : i + _IDS_PER_QUERY] for i in range(0, len(wanted), _IDS_PER_QUERY)]
+
+
+def people_by_ids(session: Session, principal: Principal, ids: Collection[int]) -> list[Person]:
+    """Those of these people the caller may see, with their names (others are left out)."""
+    found: list[Person] = []
+    for part in _in_chunks(ids):
+        query = scope_people(select(Person).where(Person.id.in_(part)), principal)
+        found.extend(session.scalars(query.options(selectinload(Person.names))))
+    return found
+
+
+@dataclass(frozen=True)
+class PersonListing:
+    """A person as a list shows them: only the columns a caseload needs, for speed."""
+
+    id: int
+    ref: str
+    given: str
+    family: str
+    date_of_birth: dt.date
+    crn: str | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.given} {self.family}"
+
+
+def people_in_scope(session: Session, principal: Principal) -> list[PersonListing]:
+    """Everyone the caller may see (their caseload, delivery unit or region), by primary name."""
+    query = scope_people(
+        select(
+            Person.id,
+            Person.ref,
+            PersonName.given,
+            PersonName.family,
+            Person.date_of_birth,
+            Person.crn,
+        ).join(PersonName, (PersonName.person_id == Person.id) & (PersonName.kind == "primary")),
+        principal,
+    )
+    return [PersonListing(*row) for row in session.execute(query)]
 
 
 def people_with_identifiers(session: Session, values: dict[str, str]) -> list[Person]:
@@ -119,6 +177,20 @@ def orders_of(session: Session, principal: Principal, person_id: int) -> list[Or
     return list(session.scalars(query.options(*ORDER_LOAD).order_by(Order.id)))
 
 
+def open_orders(
+    session: Session, principal: Principal, person_ids: Collection[int] | None = None
+) -> list[Order]:
+    """Orders not yet ended that the caller may see (only these people's, when given), by id."""
+    query = scope_orders(select(Order).where(Order.status != "ended"), principal)
+    query = query.options(*ORDER_LOAD)
+    if person_ids is None:
+        return list(session.scalars(query.order_by(Order.id)))
+    found: list[Order] = []
+    for part in _in_chunks(person_ids):
+        found.extend(session.scalars(query.where(Order.person_id.in_(part))))
+    return sorted(found, key=lambda order: order.id)
+
+
 def versions_of(session: Session, order_id: int) -> list[OrderVersion]:
     query = (
         select(OrderVersion).where(OrderVersion.order_id == order_id).order_by(OrderVersion.version)
@@ -146,8 +218,8 @@ def device_by_serial(session: Session, serial: str) -> Device | None:
 def devices_by_serial(session: Session, serials: Iterable[str]) -> dict[str, Device]:
     wanted = list(set(serials))
     found: dict[str, Device] = {}
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
+    for start in range(0, len(wanted), _IDS_PER_QUERY):
+        chunk = wanted[start : start + _IDS_PER_QUERY]
         found.update(
             {d.serial: d for d in session.scalars(select(Device).where(Device.serial.in_(chunk)))}
         )

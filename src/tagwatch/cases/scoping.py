@@ -6,12 +6,15 @@ where the data is read, not only where it is shown.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, false, select
+from sqlalchemy import ColumnElement, Select, exists, false, select
 
 from tagwatch.access.principal import Principal
 from tagwatch.cases.models import Order, Person
+
+# Any SELECT, of whole rows or of columns; narrowing keeps its row type.
+Query = TypeVar("Query", bound=Select[*tuple[Any, ...]])
 
 
 def order_scope(principal: Principal) -> ColumnElement[bool] | None:
@@ -38,7 +41,7 @@ def _sees_no_people(principal: Principal) -> bool:
     )
 
 
-def scope_people(query: Select[Any], principal: Principal) -> Select[Any]:
+def scope_people(query: Query, principal: Principal) -> Query:
     """Narrow a SELECT over `Person` to the people the caller may see."""
     if _sees_no_people(principal):
         return query.where(false())
@@ -50,13 +53,15 @@ def scope_people(query: Select[Any], principal: Principal) -> Select[Any]:
     return query
 
 
-def scope_orders(query: Select[Any], principal: Principal) -> Select[Any]:
+def scope_orders(query: Query, principal: Principal) -> Query:
     """Narrow a SELECT over `Order` to the orders the caller may see."""
     if _sees_no_people(principal):
         return query.where(false())
     if not principal.has("restricted:read"):
+        # Correlated, so it is one look-up per order: `IN (SELECT unrestricted people)` would
+        # list everyone in the store for every query.
         query = query.where(
-            Order.person_id.in_(select(Person.id).where(Person.restricted.is_(False)))
+            exists().where(Person.id == Order.person_id, Person.restricted.is_(False))
         )
     condition = order_scope(principal)
     if condition is not None:

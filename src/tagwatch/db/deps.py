@@ -1,4 +1,10 @@
-"""The per-request database session: one transaction, committed before the response."""
+"""The per-request database session: one transaction, committed before the response.
+
+`DbSession` is a unit of work, for requests that change data. `ReadSession` is for pages and
+answers that only read (and audit what they showed): its reads hold no lock, and its audit
+entries are appended in a short transaction of their own once the reads are done
+(`tagwatch.access.audit.reading`). Both finish before the response is sent.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from tagwatch.access.audit import reading
 from tagwatch.db.engine import unit_of_work
 
 
@@ -16,5 +23,12 @@ def _request_session(request: Request) -> Iterator[Session]:
         yield session
 
 
+def _read_session(request: Request) -> Iterator[Session]:
+    with reading(request.app.state.sessionmaker) as session:
+        yield session
+
+
 # scope="function" commits before the response is sent, so a failed commit is a 500, not a lie.
 DbSession = Annotated[Session, Depends(_request_session, scope="function")]
+# The same for reads: the audit entries are durable before the page is sent.
+ReadSession = Annotated[Session, Depends(_read_session, scope="function")]

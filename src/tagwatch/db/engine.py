@@ -4,27 +4,48 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction, sessionmaker
+
+# `session.info` key marking a session that only reads (see `read_only`).
+READ_ONLY = "read_only"
+# Set while a read-only session opens its transaction, so SQLite begins it DEFERRED.
+_beginning_read_only: ContextVar[bool] = ContextVar("beginning_read_only", default=False)
+# Set around work whose commit must survive a power cut, not only a crash of the process.
+_durable: ContextVar[bool] = ContextVar("durable", default=False)
+
+
+class ReadOnlySessionError(RuntimeError):
+    """A read-only session was asked to change data."""
+
+
+# Connections each process keeps open. A busy server runs many requests at once, each holding
+# one connection at a time, and connections past the pool are closed again when returned: a
+# pool of the default 5 would open and close connections all through a burst. A SQLite
+# connection costs little; PostgreSQL's are shared by every process, so fewer are kept.
+SQLITE_POOL = {"pool_size": 20, "max_overflow": 20}
+POSTGRES_POOL = {"pool_size": 10, "max_overflow": 10}
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         return _sqlite_engine(url, **kwargs)
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    return create_engine(url, pool_pre_ping=True, **{**POSTGRES_POOL, **kwargs})
 
 
 def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
     path = url.split("///", 1)[-1]
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
+        kwargs = {**SQLITE_POOL, **kwargs}
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
         # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin, so that
         # SAVEPOINTs and BEGIN work as documented (SQLAlchemy's pysqlite recipe).
         dbapi_connection.isolation_level = None
@@ -34,13 +55,23 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+        record.info["synchronous"] = "NORMAL"
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
+        # WAL with synchronous=NORMAL loses no commit when the process dies, but the last ones
+        # can roll back after a power cut; durable work syncs the log at commit (FULL). The
+        # level cannot change inside a transaction, so it is set here, on every begin.
+        level = "FULL" if _durable.get() else "NORMAL"
+        info = connection.connection.info
+        if info.get("synchronous") != level:
+            connection.exec_driver_sql(f"PRAGMA synchronous={level}")
+            info["synchronous"] = level
         # IMMEDIATE takes the write lock up front: a deferred transaction that reads and then
         # writes fails at once ("database is locked") if another writer committed in between,
-        # and almost every request writes (the audit log). Readers are never blocked in WAL.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # and most work writes. A read-only session (`read_only`) begins DEFERRED instead: it
+        # takes a snapshot and never holds or waits for the write lock (WAL readers never block).
+        connection.exec_driver_sql("BEGIN" if _beginning_read_only.get() else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -63,3 +94,66 @@ def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+@contextmanager
+def durable_unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A unit of work whose commit is on disk when it returns, even on SQLite (see `_on_begin`).
+
+    PostgreSQL's commits already are (`synchronous_commit` on).
+    """
+    token = _durable.set(True)
+    try:
+        with unit_of_work(factory) as session:
+            yield session
+    finally:
+        _durable.reset(token)
+
+
+@contextmanager
+def read_only(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session for work that only reads; its transaction ends when the block does.
+
+    On SQLite its transaction begins DEFERRED, so readers never queue behind writers or each
+    other. Changes through it are refused (`ReadOnlySessionError`): a deferred transaction that
+    reads and then writes is refused the write lock whenever another writer got in between.
+    """
+    session = factory()
+    session.info[READ_ONLY] = True
+    token = _beginning_read_only.set(True)
+    try:
+        session.connection()  # begin now, while the flag says how
+    except BaseException:
+        session.close()
+        raise
+    finally:
+        _beginning_read_only.reset(token)
+    try:
+        yield session
+        # Ends the snapshot. Commit, not rollback: nothing was changed, and a rollback would
+        # expire what the caller loaded (sessions here keep objects readable after commit).
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def _refuse(session: Session, what: str) -> None:
+    raise ReadOnlySessionError(f"{what} in a read-only session: use a unit of work to change data")
+
+
+@event.listens_for(Session, "before_flush")
+def _refuse_changes(session: Session, _flush: UOWTransaction, _instances: object) -> None:
+    if not session.info.get(READ_ONLY):
+        return
+    if session.new or session.deleted or any(session.is_modified(o) for o in session.dirty):
+        _refuse(session, "a flush of changed objects")
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _refuse_statements(state: ORMExecuteState) -> None:
+    writes = state.is_insert or state.is_update or state.is_delete
+    if writes and state.session.info.get(READ_ONLY):
+        _refuse(state.session, "an INSERT, UPDATE or DELETE")

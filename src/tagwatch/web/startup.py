@@ -1,6 +1,7 @@
 """Error pages for people using the portal: sign-in redirects and readable refusals.
 
-API callers (and anything not asking for HTML) keep FastAPI's JSON errors.
+API callers (and anything not asking for HTML) keep FastAPI's JSON errors. Outside development
+compiled templates are kept without checking their files on every render.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tagwatch.web.portal.render import render
+from tagwatch.web.templating import templates
 
 TITLES = {
     403: "You do not have access to this page",
@@ -45,3 +47,4 @@ async def _html_errors(request: Request, exc: Exception) -> Response:
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _html_errors)
+    templates().env.auto_reload = app.state.settings.environment == "development"

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
 
 from tagwatch.access.permissions import require
 from tagwatch.access.principal import Principal
@@ -13,7 +14,7 @@ from tagwatch.alerts import service as alerts
 from tagwatch.alerts.models import Alert, AlertStatus, Outcome, TamperFinding
 from tagwatch.alerts.repository import AlertFilter
 from tagwatch.db.base import utcnow
-from tagwatch.db.deps import DbSession
+from tagwatch.db.deps import DbSession, ReadSession
 from tagwatch.web.portal import people
 from tagwatch.web.portal.people import person_labels
 from tagwatch.web.portal.render import render
@@ -43,7 +44,7 @@ FINDING_LABELS = {
 @router.get("", response_class=HTMLResponse)
 def inbox(
     request: Request,
-    session: DbSession,
+    session: ReadSession,
     principal: Principal = require("alert:read"),
     view: str = "open",
 ) -> Response:
@@ -68,7 +69,7 @@ def inbox(
     )
 
 
-def _alert_or_404(session: DbSession, principal: Principal, alert_id: int) -> Alert:
+def _alert_or_404(session: Session, principal: Principal, alert_id: int) -> Alert:
     try:
         return alerts.get_alert(session, principal, alert_id)
     except alerts.AlertNotFound as missing:
@@ -84,7 +85,7 @@ def _outcome_choices(alert: Alert) -> list[Outcome]:
 
 def _alert_page(
     request: Request,
-    session: DbSession,
+    session: Session,
     principal: Principal,
     alert: Alert,
     field_errors: dict[str, str] | None = None,
@@ -107,7 +108,7 @@ def _alert_page(
         {
             "title": f"Alert {alert.id}",
             "alert": alert,
-            "person_label": labels.get(alert.person_id, ""),
+            "person_label": labels.get(alert.person_id, "") if alert.person_id else "",
             "rule_label": people.rule_label,
             "can_acknowledge": alert.status == AlertStatus.OPEN
             and principal.has("alert:acknowledge"),
@@ -141,7 +142,7 @@ def _alert_page(
 def alert_page(
     request: Request,
     alert_id: int,
-    session: DbSession,
+    session: ReadSession,
     principal: Principal = require("alert:read"),
 ) -> Response:
     return _alert_page(request, session, principal, _alert_or_404(session, principal, alert_id))

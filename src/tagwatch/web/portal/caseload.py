@@ -12,8 +12,9 @@ from fastapi.responses import HTMLResponse, Response
 from tagwatch.access.audit import record
 from tagwatch.access.permissions import require
 from tagwatch.access.principal import Principal
+from tagwatch.cases.repository import PersonListing
 from tagwatch.db.base import utcnow
-from tagwatch.db.deps import DbSession
+from tagwatch.db.deps import ReadSession
 from tagwatch.web.portal import people
 from tagwatch.web.portal.glance import Glance, glance_for
 from tagwatch.web.portal.render import render
@@ -62,7 +63,7 @@ def _entry_key(sort: str):  # type: ignore[no-untyped-def]
     return lambda e: (e.family.casefold(), e.given.casefold(), e.id)
 
 
-def _row(entry: people.CaseloadEntry, glance: Glance | None, now: dt.datetime) -> CaseloadRow:
+def _row(entry: PersonListing, glance: Glance | None, now: dt.datetime) -> CaseloadRow:
     glance = glance or Glance()
     return CaseloadRow(
         person_id=entry.id,
@@ -92,7 +93,7 @@ def _sort_key(sort: str, now: dt.datetime):  # type: ignore[no-untyped-def]
 
 @router.get("/caseload", response_class=HTMLResponse)
 def caseload(
-    request: Request, session: DbSession, principal: Principal = require("person:read")
+    request: Request, session: ReadSession, principal: Principal = require("person:read")
 ) -> Response:
     params = request.query_params
     q = params.get("q", "").strip()
@@ -110,8 +111,6 @@ def caseload(
         for k, v in {"q": q, "date_of_birth": dob, "show": None if show == "all" else show}.items()
         if v
     }
-    # Audited first: on SQLite a transaction that reads before it writes can be refused the
-    # write lock under load, and the terms are what the log must hold.
     record(
         session,
         principal,

@@ -92,7 +92,7 @@ def bar_chart_svg(buckets: Buckets, width: int = 640, height: int = 200) -> Mark
     label_every = max(1, len(buckets.labels) // 10)
     for i, label in enumerate(buckets.labels):
         x = left + i * bar_w
-        y = top + plot_h
+        y: float = top + plot_h
         for kind in buckets.types:
             count = buckets.counts[kind][i]
             if not count:

@@ -14,12 +14,12 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from tagwatch.access.audit import record
+from tagwatch.access.audit import reading, record
 from tagwatch.access.permissions import require
 from tagwatch.access.principal import Principal
 from tagwatch.db.base import utcnow
-from tagwatch.db.deps import DbSession
-from tagwatch.db.engine import unit_of_work
+from tagwatch.db.deps import ReadSession
+from tagwatch.db.engine import read_only
 from tagwatch.telemetry.repository import last_record_times, load_fixes
 from tagwatch.web.portal.people import Tracked, scope_label, tracked_caseload
 from tagwatch.web.portal.render import json_script, render
@@ -118,7 +118,7 @@ def newer_positions(
 
 @router.get("/live", response_class=HTMLResponse)
 def live_page(
-    request: Request, session: DbSession, principal: Principal = require("location:read")
+    request: Request, session: ReadSession, principal: Principal = require("location:read")
 ) -> Response:
     record(session, principal, "location.live_map", subject_type="caseload")
     people = tracked_caseload(session, principal)
@@ -159,13 +159,13 @@ async def live_stream(
     factory = request.app.state.sessionmaker
 
     def caseload(audit: bool) -> list[Tracked]:
-        with unit_of_work(factory) as session:
+        with reading(factory) as session:
             if audit:
                 record(session, principal, "location.live_stream", subject_type="caseload")
             return tracked_caseload(session, principal)
 
     def poll(people: list[Tracked], seen: dict[int, int]) -> list[Position]:
-        with unit_of_work(factory) as session:
+        with read_only(factory) as session:
             return newer_positions(session, people, seen, utcnow())
 
     async def events() -> AsyncIterator[str]:

@@ -22,7 +22,7 @@ from tagwatch.cases.models import Order, Person
 from tagwatch.cases.refdata import list_values
 from tagwatch.cases.validation import CHECK_OUTCOMES, ORDER_TYPES, ORG_KINDS, ValidationFailed
 from tagwatch.db.base import utcnow
-from tagwatch.db.deps import DbSession
+from tagwatch.db.deps import DbSession, ReadSession
 from tagwatch.web.portal import people
 from tagwatch.web.portal.order_form import CHECK_KINDS, OrderForm, conditions, map_errors, read_form
 from tagwatch.web.portal.render import render
@@ -204,7 +204,7 @@ def _refused(
 def new_order(
     request: Request,
     person_id: int,
-    session: DbSession,
+    session: ReadSession,
     principal: Principal = require("order:write"),
 ) -> Response:
     person = people.person_or_404(session, principal, person_id)
@@ -274,7 +274,7 @@ def _order_values(order: Order) -> dict[str, str]:
 
 @router.get("/orders/{ref}/vary", response_class=HTMLResponse)
 def vary_form(
-    request: Request, ref: str, session: DbSession, principal: Principal = require("order:write")
+    request: Request, ref: str, session: ReadSession, principal: Principal = require("order:write")
 ) -> Response:
     order = _order_or_404(session, principal, ref)
     person = people.person_or_404(session, principal, order.person_id)
@@ -336,5 +336,5 @@ async def vary_order(
 
 def _differs(key: str, value: Any, current: dict[str, str]) -> bool:
     if key == "notifying_organisation":
-        return value != {"kind": current["notifying_kind"], "name": current["notifying_name"]}
+        return bool(value != {"kind": current["notifying_kind"], "name": current["notifying_name"]})
     return str(value) != current.get(key, "")

@@ -11,15 +11,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import HTTPException
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from tagwatch.access.principal import Principal
 from tagwatch.cases import repository as cases
 from tagwatch.cases.identifiers import crn as parse_crn
 from tagwatch.cases.identifiers import pnc as parse_pnc
-from tagwatch.cases.models import Order, Person, PersonName
-from tagwatch.cases.scoping import scope_orders, scope_people
+from tagwatch.cases.models import Order, Person
+from tagwatch.cases.repository import PersonListing
 from tagwatch.compliance.rules import RULES
 from tagwatch.web.templating import LONDON
 
@@ -118,7 +117,7 @@ def allocation_ids_of(orders: list[Order]) -> list[int]:
 
 def person_or_404(session: Session, principal: Principal, person_id: int) -> Person:
     """The person if the caller may see them; 404 otherwise (the two are not told apart)."""
-    person = _scoped_person(session, principal, person_id)
+    person = cases.person_by_id(session, principal, person_id)
     if person is None:
         raise HTTPException(404, "No such person in your caseload")
     return person
@@ -137,12 +136,12 @@ def person_card(session: Session, principal: Principal, person_id: int) -> Perso
 
 
 def person_labels(session: Session, principal: Principal, ids: Collection[int]) -> dict[int, str]:
-    return {p.id: label_of(p) for p in _scoped_people_by_id(session, principal, ids)}
+    return {p.id: label_of(p) for p in cases.people_by_ids(session, principal, ids)}
 
 
 def tracked_caseload(session: Session, principal: Principal) -> list[Tracked]:
     """People in scope with a device fitted now, on orders the caller may see."""
-    orders = _scoped_open_orders(session, principal)
+    orders = cases.open_orders(session, principal)
     by_person: dict[int, list[Order]] = {}
     for order in orders:
         by_person.setdefault(order.person_id, []).append(order)
@@ -159,64 +158,39 @@ def orders_of(session: Session, principal: Principal, person_id: int) -> list[Or
     return cases.orders_of(session, principal, person_id)
 
 
-@dataclass(frozen=True)
-class CaseloadEntry:
-    """A person on the caseload list: only what the list shows, for speed."""
-
-    id: int
-    ref: str
-    given: str
-    family: str
-    date_of_birth: Any
-    crn: str | None
-
-    @property
-    def label(self) -> str:
-        return f"{self.given} {self.family}"
-
-
 def search_terms(q: str) -> cases.PersonSearch:
     """A CRN or PNC when the text is one, else a name (apostrophes and hyphens kept)."""
-    for key, parse in (("crn", parse_crn), ("pnc", parse_pnc)):
-        try:
-            return cases.PersonSearch(**{key: parse(q)})
-        except ValueError:
-            continue
-    return cases.PersonSearch(name=q)
+    try:
+        return cases.PersonSearch(crn=parse_crn(q))
+    except ValueError:
+        pass
+    try:
+        return cases.PersonSearch(pnc=parse_pnc(q))
+    except ValueError:
+        return cases.PersonSearch(name=q)
 
 
 def caseload_entries(
     session: Session, principal: Principal, q: str | None, date_of_birth: Any, limit: int
-) -> list[CaseloadEntry]:
-    """People in scope, or those matching the search terms (cases' own search), as entries."""
-    if q or date_of_birth:
-        terms = search_terms(q) if q else cases.PersonSearch()
-        terms = cases.PersonSearch(
-            name=terms.name,
-            crn=terms.crn,
-            pnc=terms.pnc,
-            date_of_birth=date_of_birth,
-            page_size=limit,
-        )
-        found, _total = cases.search_people(session, principal, terms)
-        return [_entry(p) for p in found]
-    query = scope_people(
-        select(
-            Person.id,
-            Person.ref,
-            PersonName.given,
-            PersonName.family,
-            Person.date_of_birth,
-            Person.crn,
-        ).join(PersonName, (PersonName.person_id == Person.id) & (PersonName.kind == "primary")),
-        principal,
+) -> list[PersonListing]:
+    """People in scope, or those matching the search terms (cases' own search)."""
+    if not (q or date_of_birth):
+        return cases.people_in_scope(session, principal)
+    terms = search_terms(q) if q else cases.PersonSearch()
+    terms = cases.PersonSearch(
+        name=terms.name,
+        crn=terms.crn,
+        pnc=terms.pnc,
+        date_of_birth=date_of_birth,
+        page_size=limit,
     )
-    return [CaseloadEntry(*row) for row in session.execute(query)]
+    found, _total = cases.search_people(session, principal, terms)
+    return [_listing(p) for p in found]
 
 
-def _entry(person: Person) -> CaseloadEntry:
+def _listing(person: Person) -> PersonListing:
     name = person.primary_name
-    return CaseloadEntry(
+    return PersonListing(
         person.id,
         person.ref,
         name.given if name else "",
@@ -224,29 +198,3 @@ def _entry(person: Person) -> CaseloadEntry:
         person.date_of_birth,
         person.crn,
     )
-
-
-# Look-ups by id, narrowed by the cases domain's own scoping rules.
-
-
-def _scoped_person(session: Session, principal: Principal, person_id: int) -> Person | None:
-    query = scope_people(select(Person).where(Person.id == person_id), principal)
-    return session.scalars(query.options(*cases.PERSON_LOAD)).one_or_none()
-
-
-def _scoped_people_by_id(
-    session: Session, principal: Principal, ids: Collection[int]
-) -> list[Person]:
-    wanted = sorted(set(ids))
-    found: list[Person] = []
-    for offset in range(0, len(wanted), 500):
-        query = scope_people(
-            select(Person).where(Person.id.in_(wanted[offset : offset + 500])), principal
-        )
-        found.extend(session.scalars(query.options(selectinload(Person.names))))
-    return found
-
-
-def _scoped_open_orders(session: Session, principal: Principal) -> list[Order]:
-    query = scope_orders(select(Order).where(Order.status != "ended"), principal)
-    return list(session.scalars(query.options(*cases.ORDER_LOAD)))

@@ -17,7 +17,7 @@ from tagwatch.alerts.repository import AlertFilter
 from tagwatch.compliance.repository import find_violations, violation_query
 from tagwatch.compliance.summary import compliance_summary
 from tagwatch.db.base import utcnow
-from tagwatch.db.deps import DbSession
+from tagwatch.db.deps import ReadSession
 from tagwatch.telemetry.repository import last_record_times
 from tagwatch.web.portal import people
 from tagwatch.web.portal.charts import bar_chart_svg, bucket_by_day
@@ -85,8 +85,10 @@ def _timeline(
                 }
             )
     if principal.has("alert:read"):
-        _total, found = alerts.list_alerts(session, principal, AlertFilter(limit=500))
-        for alert in (a for a in found if a.person_id == person.id):
+        _total, found = alerts.list_alerts(
+            session, principal, AlertFilter(person_id=person.id, limit=TIMELINE_ITEMS)
+        )
+        for alert in found:
             items.append(
                 {
                     "at": alert.raised_at,
@@ -139,7 +141,7 @@ def _timeline(
 def person_page(
     request: Request,
     person_id: int,
-    session: DbSession,
+    session: ReadSession,
     principal: Principal = require("person:read"),
 ) -> Response:
     record(session, principal, "person.view", subject_type="person", subject_id=person_id)

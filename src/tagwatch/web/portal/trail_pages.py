@@ -14,7 +14,7 @@ from tagwatch.access.permissions import require
 from tagwatch.access.principal import Principal
 from tagwatch.compliance.repository import find_violations, violation_query
 from tagwatch.db.base import utcnow
-from tagwatch.db.deps import DbSession
+from tagwatch.db.deps import ReadSession
 from tagwatch.telemetry.repository import load_fixes
 from tagwatch.web.portal import people
 from tagwatch.web.portal.period import Period, parse_period
@@ -78,7 +78,7 @@ def _violations(
 def trail_page(
     request: Request,
     person_id: int,
-    session: DbSession,
+    session: ReadSession,
     principal: Principal = require("location:read"),
 ) -> Response:
     period, field_errors = parse_period(
@@ -146,7 +146,7 @@ def trail_export(
     request: Request,
     person_id: int,
     fmt: str,
-    session: DbSession,
+    session: ReadSession,
     principal: Principal = require("location:export"),
 ) -> Response:
     if fmt not in EXPORT_FORMATS:
