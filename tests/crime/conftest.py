@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import itertools
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
-from crime_scene import SCENE, T0
+from crime_scene import T0, gps_fixes
 from sqlalchemy.orm import Session
 
 from case_builders import allocate
 from tagwatch.cases.models import Allocation, Device
-from tagwatch.geo.projection import to_wgs84
-from tagwatch.telemetry.epoch import to_ms
-from tagwatch.telemetry.models import GpsFix
 
 _numbers = itertools.count(1)
 
@@ -45,27 +47,55 @@ def add_fixes(db: Session) -> Callable[..., list[int]]:
         allocation: Allocation, points: list[tuple[float, float, float]], accuracy: float = 6.0
     ) -> list[int]:
         serial = db.get(Device, allocation.device_id).serial  # type: ignore[union-attr]
-        east = [SCENE[0] + p[1] for p in points]
-        north = [SCENE[1] + p[2] for p in points]
-        lon, lat = to_wgs84(east, north)
-        rows = []
-        for (minutes, _, _), lo, la in zip(points, lon.tolist(), lat.tolist(), strict=True):
-            t_ms = to_ms(T0 + dt.timedelta(minutes=minutes))
-            rows.append(
-                GpsFix(
-                    dedupe_key=f"{serial}|gps|{t_ms}",
-                    device_serial=serial,
-                    allocation_id=allocation.id,
-                    t_ms=t_ms,
-                    received_ms=t_ms,
-                    lat=la,
-                    lon=lo,
-                    accuracy_m=accuracy,
-                    source="gnss",
-                )
-            )
+        rows = gps_fixes(serial, allocation.id, points, accuracy)
         db.add_all(rows)
         db.flush()
         return [r.id for r in rows]
 
     return build
+
+
+# --- the browser harness of tests/web (live server, Chromium, axe), on a schema of its own -----
+
+
+def _browser_harness() -> ModuleType:
+    path = Path(__file__).resolve().parent.parent / "web" / "conftest.py"
+    spec = importlib.util.spec_from_file_location("crime_browser_harness", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    # A PostgreSQL run gives the crime journey its own schema, apart from the portal's.
+    module.BROWSER_SCHEMA = "tw_crime_browser"
+    return module
+
+
+_harness = _browser_harness()
+server_engine = _harness.server_engine
+server_sessions = _harness.server_sessions
+server_settings = _harness.server_settings
+live_server = _harness.live_server
+page = _harness.page
+sign_in = _harness.sign_in
+assert_accessible = _harness.assert_accessible
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """Chromium for this directory's journeys, closed when their module ends.
+
+    Only one sync Playwright may run in a thread at a time, so this one must be gone before
+    tests/web starts its own for the rest of the session (pytest runs tests/crime first).
+    """
+    if not _harness.CHROMIUM.exists():
+        pytest.skip(f"{_harness.CHROMIUM} is missing")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(_harness.CHROMIUM), args=_harness.CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()

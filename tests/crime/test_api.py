@@ -91,3 +91,31 @@ def test_each_action_needs_its_permission(make_client: Callable[..., TestClient]
     assert (
         reader.get("/api/v1/crime/where", params={"person": "x", "crime": "y"}).status_code == 403
     )
+
+
+def test_matches_by_review_state_runs_and_the_word_pack(
+    make_client: Callable[..., TestClient],
+    make_wearer,
+    add_fixes,  # type: ignore[no-untyped-def]
+) -> None:
+    add_fixes(make_wearer("TW-API-2"), [(m, -500 + 50 * m, 0.0) for m in range(21)])
+    hub = make_client(caller(username="caseworker"))
+    batch = hub.post(
+        "/api/v1/crime/batches", files={"file": ("mps.csv", crime_file(), "text/csv")}
+    ).json()
+    url = f"/api/v1/crime/batches/{batch['batch_id']}"
+    assert [r["trigger"] for r in hub.get(f"{url}/runs").json()] == ["auto"]
+    assert len(hub.get(f"{url}/matches", params={"review_state": "unreviewed"}).json()) == 1
+    assert hub.get(f"{url}/matches", params={"review_state": "qualified"}).json() == []
+    assert hub.get(f"{url}/matches", params={"review_state": "maybe"}).status_code == 422
+    match_id = hub.get(f"{url}/matches").json()[0]["match_id"]
+    hub.post(
+        f"/api/v1/crime/matches/{match_id}/review",
+        json={"decision": "qualified", "reason": "Passed the door"},
+    )
+    qualified = hub.get(f"{url}/matches", params={"review_state": "qualified"}).json()
+    assert [m["reviewed_by"] for m in qualified] == ["caseworker"]
+    pack = hub.get(f"/api/v1/crime/matches/{match_id}/evidence.docx")
+    assert pack.status_code == 200 and pack.content.startswith(b"PK")
+    assert "crime-match-" in pack.headers["content-disposition"]
+    assert hub.get(f"/api/v1/crime/matches/{match_id}/evidence.txt").status_code == 404

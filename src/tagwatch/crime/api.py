@@ -15,11 +15,15 @@ from tagwatch.db.deps import DbSession
 
 router = APIRouter(prefix="/crime", tags=["crime"])
 
+# The largest radius (m), tolerance (s) and join limit (s) a run accepts; pages use them too.
+RUN_LIMITS = {"radius_m": 5000.0, "tolerance_s": 86_400.0, "max_gap_s": 86_400.0}
+REVIEW_STATES = ("unreviewed", "qualified", "authorised", "dismissed")
+
 
 class RunRequest(BaseModel):
-    radius_m: float = Field(100.0, ge=0, le=5000)
-    tolerance_s: float = Field(0.0, ge=0, le=86_400)
-    max_gap_s: float = Field(600.0, ge=0, le=86_400)
+    radius_m: float = Field(100.0, ge=0, le=RUN_LIMITS["radius_m"])
+    tolerance_s: float = Field(0.0, ge=0, le=RUN_LIMITS["tolerance_s"])
+    max_gap_s: float = Field(600.0, ge=0, le=RUN_LIMITS["max_gap_s"])
     up_to_record_id: int | None = Field(None, description="Repeat a run on its snapshot")
 
 
@@ -101,6 +105,16 @@ def run_batch(
         raise _not_found(exc) from exc
 
 
+@router.get("/batches/{batch_id}/runs", response_model=list[service.RunSummary])
+def batch_runs(
+    batch_id: int, session: DbSession, principal: Annotated[Principal, require("crime:read")]
+) -> list[service.RunSummary]:
+    try:
+        return service.batch_runs(session, batch_id, principal)
+    except service.NotFound as exc:
+        raise _not_found(exc) from exc
+
+
 @router.get("/batches/{batch_id}/matches", response_model=list[service.MatchRow])
 def batch_matches(
     batch_id: int,
@@ -108,9 +122,23 @@ def batch_matches(
     principal: Annotated[Principal, require("crime:read")],
     run_id: int | None = None,
     purpose: str | None = None,
+    review_state: Annotated[
+        str | None, Query(pattern="^(" + "|".join(REVIEW_STATES) + ")$")
+    ] = None,
+    limit: Annotated[int | None, Query(ge=1, le=10_000)] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[service.MatchRow]:
     try:
-        return service.batch_matches(session, batch_id, principal, run_id=run_id, purpose=purpose)
+        return service.batch_matches(
+            session,
+            batch_id,
+            principal,
+            run_id=run_id,
+            purpose=purpose,
+            review_state=review_state,
+            limit=limit,
+            offset=offset,
+        )
     except service.NotFound as exc:
         raise _not_found(exc) from exc
 
@@ -172,24 +200,41 @@ def authorise_match(
         raise _refused(exc) from exc
 
 
-@router.get("/matches/{match_id}/evidence.pdf", response_class=Response)
-def evidence_pack(
-    match_id: int,
+def evidence_response(
     session: DbSession,
-    principal: Annotated[Principal, require("crime:evidence")],
+    match_id: int,
+    principal: Principal,
+    fmt: str,
     purpose: str | None = None,
 ) -> Response:
+    """The evidence pack of a match as a download (shared with the pages)."""
+    if fmt not in evidence.PACK_FORMATS:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"format: must be one of {', '.join(evidence.PACK_FORMATS)}"
+        )
     try:
-        pdf = evidence.evidence_pack(session, match_id, principal, purpose=purpose)
+        document = evidence.evidence_pack(session, match_id, principal, fmt=fmt, purpose=purpose)
     except service.NotFound as exc:
         raise _not_found(exc) from exc
     except service.CrimeError as exc:
         raise _refused(exc) from exc
     return Response(
-        pdf,
-        media_type="application/pdf",
-        headers={"Content-Disposition": f'attachment; filename="crime-match-{match_id}.pdf"'},
+        document,
+        media_type=evidence.PACK_FORMATS[fmt],
+        headers={"Content-Disposition": f'attachment; filename="crime-match-{match_id}.{fmt}"'},
     )
+
+
+@router.get("/matches/{match_id}/evidence.{fmt}", response_class=Response)
+def evidence_pack(
+    match_id: int,
+    fmt: str,
+    session: DbSession,
+    principal: Annotated[Principal, require("crime:evidence")],
+    purpose: str | None = None,
+) -> Response:
+    """The evidence pack of a qualified match: `pdf`, or `docx` to edit the statement."""
+    return evidence_response(session, match_id, principal, fmt, purpose)
 
 
 @router.get("/where", response_model=WhereOut)

@@ -11,22 +11,32 @@ milliseconds. The semantics are those of docs/crime-mapping.md:
 * an owner matches a crime when the clipped track comes within `radius_m` of the crime
   (inclusive), in the plane.
 
-Speed comes from an index over the track: every segment (long ones also by pieces no longer
-than the piece length, for indexing only) is filed under the grid cell of its midpoint and
-sorted by (cell, start time), after a dense (cell, quarter-hour) mask of where and when any
-crime could be met has dropped the rest. A crime then reads the 3 x 3 cells around it and,
-within each, the segments starting in [window start - max gap, window end] with two binary
-searches. The exact geometry runs vectorised over the candidate (crime, segment) pairs. With
-few crimes over a long period, only the fixes within reach of a window are read at all.
+Speed comes from an index over the tracks alone (`index_tracks`, built once for a set of
+fixes and reused by every batch): the space-time grid of `track_grid` finds the candidate
+(crime, element) pairs for all crimes at once, vectorised, and the exact geometry runs only
+on them, in two steps: the closest distance for every candidate, the radius crossings for
+the pairs within the radius. With few crimes over a long period, only the fixes within reach
+of a window are indexed at all.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 from numpy.typing import NDArray
+
+from tagwatch.crime.track_grid import (
+    Elements,
+    TimeDirectory,
+    TrackGrid,
+    build_grid,
+    grid_candidates,
+    search_sorted_within,
+    time_directory,
+    track_elements,
+)
 
 ALGORITHM_VERSION = "tagwatch-crime-match/1"
 
@@ -161,296 +171,96 @@ def sequence_label(pass_number: int, seq: int) -> str:
     return f"{pass_letters(pass_number)}{seq}"
 
 
-# --- the track as elements -----------------------------------------------------------------
+# --- the track as elements (see track_grid) -------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Elements:
-    """Track elements: joined segments (start fix i, end fix i + 1) and lone fixes (i, i)."""
-
-    start: I64
-    end: I64
-
-    @property
-    def lone(self) -> BoolArr:
-        return np.asarray(self.start == self.end, dtype=np.bool_)
-
-
-def _elements(tracks: TrackSet, params: MatchParams) -> _Elements:
-    n = len(tracks)
-    if n == 0:
-        empty = np.empty(0, dtype=np.int64)
-        return _Elements(empty, empty)
-    same_owner = tracks.owner[1:] == tracks.owner[:-1]
-    joined = same_owner & ((tracks.t_ms[1:] - tracks.t_ms[:-1]) <= params.max_gap_ms)
-    has_next = np.concatenate([joined, [False]])
-    has_prev = np.concatenate([[False], joined])
-    seg_start = np.flatnonzero(has_next).astype(np.int64)
-    lone = np.flatnonzero(~has_next & ~has_prev).astype(np.int64)
-    start = np.concatenate([seg_start, lone])
-    end = np.concatenate([seg_start + 1, lone])
-    order = np.argsort(start, kind="stable")
-    return _Elements(start[order], end[order])
+def _elements(tracks: TrackSet, params: MatchParams) -> Elements:
+    return track_elements(tracks.owner, tracks.t_ms, params.max_gap_ms)
 
 
 # --- exact geometry of one (crime, element) pair, vectorised ---------------------------------
 
 
 @dataclass(frozen=True)
-class _PairGeometry:
+class _Closest:
     valid: BoolArr  # the element meets the crime window
     s_lo: F64  # clipped parameter range along the element
     s_hi: F64
-    dist: F64  # closest distance over the clipped element
     s_closest: F64
-    in_lo: F64  # parameter range inside the radius (meaningful where dist <= radius)
-    in_hi: F64
+    dist: F64  # closest distance over the clipped element
+    # Squared distance along the element: a s^2 + 2 b s + |f|^2, with f = start - crime.
+    a: F64
+    b: F64
+    fx: F64
+    fy: F64
+
+    def take(self, rows: I64) -> _Closest:
+        return _Closest(*(getattr(self, f.name)[rows] for f in fields(self)))
 
 
-def _pair_geometry(
-    cx: F64,
-    cy: F64,
-    w0: F64,
-    w1: F64,
-    x0: F64,
-    y0: F64,
-    x1: F64,
-    y1: F64,
-    t0: F64,
-    t1: F64,
-    radius: float,
-) -> _PairGeometry:
+def _closest(
+    cx: F64, cy: F64, w0: F64, w1: F64, x0: F64, y0: F64, x1: F64, y1: F64, t0: F64, t1: F64
+) -> _Closest:
+    """The clipped parameter range and the closest point of each pair.
+
+    Written for the common case (time moves along the element, the element has a length),
+    then the rare rows of zero duration or zero length are set apart: the same arithmetic as
+    a branch per row, without paying for both branches on every row."""
     dt = t1 - t0
-    moving_time = dt > 0
-    safe_dt = np.where(moving_time, dt, 1.0)
-    s_lo = np.where(moving_time, np.maximum(0.0, (w0 - t0) / safe_dt), 0.0)
-    s_hi = np.where(moving_time, np.minimum(1.0, (w1 - t0) / safe_dt), 1.0)
-    valid = np.where(moving_time, s_lo <= s_hi, (t0 >= w0) & (t0 <= w1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s_lo = w0 - t0
+        s_lo /= dt
+        np.maximum(s_lo, 0.0, out=s_lo)
+        s_hi = w1 - t0
+        s_hi /= dt
+        np.minimum(s_hi, 1.0, out=s_hi)
+        valid = s_lo <= s_hi
+        still = np.flatnonzero(dt <= 0)
+        if len(still):
+            # No time passes along the element: all of it is at t0, in the window or not.
+            s_lo[still] = 0.0
+            s_hi[still] = 1.0
+            valid[still] = (t0[still] >= w0[still]) & (t0[still] <= w1[still])
+        dx = x1 - x0
+        dy = y1 - y0
+        a = dx * dx
+        a += dy * dy
+        fx = x0 - cx
+        fy = y0 - cy
+        b = dx * fx
+        b += dy * fy
+        s_star = np.negative(b)
+        s_star /= a
+        np.clip(s_star, s_lo, s_hi, out=s_star)
+        point = np.flatnonzero(a <= 0)
+        if len(point):
+            s_star[point] = s_lo[point]
+    px = s_star * dx
+    px += x0
+    px -= cx
+    py = s_star * dy
+    py += y0
+    py -= cy
+    return _Closest(valid, s_lo, s_hi, s_star, np.hypot(px, py), a, b, fx, fy)
 
-    dx = x1 - x0
-    dy = y1 - y0
-    fx = x0 - cx
-    fy = y0 - cy
-    a = dx * dx + dy * dy
-    b = dx * fx + dy * fy  # half the linear coefficient
-    c = fx * fx + fy * fy - radius * radius
-    has_length = a > 0
-    safe_a = np.where(has_length, a, 1.0)
-    s_star = np.where(has_length, np.clip(-b / safe_a, s_lo, s_hi), s_lo)
-    px = x0 + s_star * dx - cx
-    py = y0 + s_star * dy - cy
-    dist = np.hypot(px, py)
 
-    disc = b * b - a * c
+def _inside(c: _Closest, radius: float) -> tuple[F64, F64]:
+    """The parameter range of the clipped element inside the radius (where dist <= radius)."""
+    a, b = c.a, c.b
+    disc = b * b - a * (c.fx * c.fx + c.fy * c.fy - radius * radius)
     root = np.sqrt(np.maximum(disc, 0.0))
-    r_lo = np.where(has_length, (-b - root) / safe_a, s_lo)
-    r_hi = np.where(has_length, (-b + root) / safe_a, s_hi)
-    in_lo = np.maximum(r_lo, s_lo)
-    in_hi = np.minimum(r_hi, s_hi)
-    # Rounding must not split what the closest distance decides: the interval always holds s*.
-    in_lo = np.minimum(in_lo, s_star)
-    in_hi = np.maximum(in_hi, s_star)
-    return _PairGeometry(valid, s_lo, s_hi, dist, s_star, in_lo, in_hi)
-
-
-# --- the spatial-temporal index ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Index:
-    keys: I64  # cell * span + (segment start - t_min), sorted
-    element: I64  # element of each key
-    cut: BoolArr  # per element: filed as several pieces
-    cell_size: float
-    origin_x: float
-    origin_y: float
-    ncx: int
-    ncy: int
-    t_min: int
-    span: int
-
-
-def _piece_length(radius: float) -> float:
-    return max(2.0 * radius, 50.0)
-
-
-_BIN_MS = 900_000  # time bins of the pre-filter: a quarter of an hour
-_MAX_MASK_CELLS = 200_000_000
-
-
-def _build_index(
-    tracks: TrackSet, elems: _Elements, crimes: CrimeSet, params: MatchParams
-) -> _Index | None:
-    """File the elements that could meet some crime under (cell, start time).
-
-    A dense (cell, quarter-hour) mask of where and when crimes could be met filters the
-    elements first, so only those few are sorted."""
-    if len(elems.start) == 0 or len(crimes) == 0:
-        return None
-    piece = _piece_length(params.radius_m)
-    # A point within the radius of a crime lies on a piece whose midpoint is within
-    # radius + piece / 2; a cell that size (plus rounding slack) keeps it in the 3 x 3 block.
-    cell = (params.radius_m + piece / 2.0) * (1 + 1e-9) + 1e-6
-    origin_x = float(np.min(crimes.x)) - 2 * cell
-    origin_y = float(np.min(crimes.y)) - 2 * cell
-    ncx = int((float(np.max(crimes.x)) - origin_x) // cell) + 3
-    ncy = int((float(np.max(crimes.y)) - origin_y) // cell) + 3
-    w_lo = crimes.t_from - params.tolerance_ms - params.max_gap_ms
-    w_hi = crimes.t_to + params.tolerance_ms
-    t_base = int(np.floor(np.min(w_lo)))
-    bin_ms = _BIN_MS
-    while ncx * ncy * ((int(np.max(w_hi)) - t_base) // bin_ms + 1) > _MAX_MASK_CELLS:
-        bin_ms *= 2
-    nbins = (int(np.max(w_hi)) - t_base) // bin_ms + 1
-    mask = np.zeros(ncx * ncy * nbins, dtype=np.bool_)
-    cgx = np.floor((crimes.x - origin_x) / cell).astype(np.int64)
-    cgy = np.floor((crimes.y - origin_y) / cell).astype(np.int64)
-    b_lo = ((np.floor(w_lo) - t_base) // bin_ms).astype(np.int64)
-    b_hi = ((np.floor(w_hi) - t_base) // bin_ms).astype(np.int64)
-    n_bins = b_hi - b_lo + 1
-    for ox in (-1, 0, 1):
-        for oy in (-1, 0, 1):
-            cell_id = np.repeat(((cgy + oy) * ncx + (cgx + ox)) * nbins + b_lo, n_bins)
-            k = np.arange(len(cell_id)) - np.repeat(np.cumsum(n_bins) - n_bins, n_bins)
-            mask[cell_id + k] = True
-
-    t_start_all = tracks.t_ms[elems.start]
-    t_min = int(t_start_all.min())
-    span = int(t_start_all.max()) - t_min + 1
-    if ncx * ncy * span >= 2**62:
-        raise ValueError("tracks: area and period too large for one index; split the period")
-    grid = _Grid(origin_x, origin_y, cell, ncx, ncy, t_base, bin_ms, nbins, t_min, span)
-    keys_parts: list[I64] = []
-    elem_parts: list[I64] = []
-    cut_parts: list[BoolArr] = []
-    # Blocks keep the temporaries small enough to stay in cache and out of the page allocator.
-    for lo in range(0, len(elems.start), _BLOCK):
-        hi = min(lo + _BLOCK, len(elems.start))
-        keys, element, cut = _file_block(tracks, elems, lo, hi, piece, grid, mask)
-        keys_parts.append(keys)
-        elem_parts.append(element)
-        cut_parts.append(cut)
-    keys = np.concatenate(keys_parts)
-    element = np.concatenate(elem_parts)
-    order = np.argsort(keys)
-    return _Index(
-        keys[order],
-        element[order],
-        np.concatenate(cut_parts),
-        cell,
-        origin_x,
-        origin_y,
-        ncx,
-        ncy,
-        t_min,
-        span,
-    )
-
-
-_BLOCK = 1 << 19
-
-
-@dataclass(frozen=True)
-class _Grid:
-    origin_x: float
-    origin_y: float
-    cell: float
-    ncx: int
-    ncy: int
-    t_base: int
-    bin_ms: int
-    nbins: int
-    t_min: int
-    span: int
-
-
-def _file_block(
-    tracks: TrackSet,
-    elems: _Elements,
-    lo: int,
-    hi: int,
-    piece: float,
-    grid: _Grid,
-    mask: BoolArr,
-) -> tuple[I64, I64, BoolArr]:
-    """Keys and elements of block [lo, hi) that pass the mask, and which elements are cut."""
-    start = elems.start[lo:hi]
-    end = elems.end[lo:hi]
-    x0 = tracks.x[start]
-    y0 = tracks.y[start]
-    dx = tracks.x[end] - x0
-    dy = tracks.y[end] - y0
-    t_start = tracks.t_ms[start]
-    # Every element is filed by its midpoint; a long one also by each of its pieces.
-    cut = dx * dx + dy * dy > piece * piece
-    long_ = np.flatnonzero(cut)
-    mx = x0 + 0.5 * dx
-    my = y0 + 0.5 * dy
-    element = np.arange(hi - lo, dtype=np.int64)
-    if len(long_):
-        n_long = np.ceil(np.hypot(dx[long_], dy[long_]) / piece).astype(np.int64)
-        sub = np.repeat(long_, n_long)
-        k = np.arange(len(sub), dtype=np.int64) - np.repeat(np.cumsum(n_long) - n_long, n_long)
-        s_mid = (k + 0.5) / np.repeat(n_long, n_long)
-        element = np.concatenate([element, sub])
-        mx = np.concatenate([mx, x0[sub] + s_mid * dx[sub]])
-        my = np.concatenate([my, y0[sub] + s_mid * dy[sub]])
-        t_start = t_start[element]
-    # Truncation misfiles only points below the grid's first cell, which no crime is near.
-    gx = ((mx - grid.origin_x) * (1.0 / grid.cell)).astype(np.int64)
-    gy = ((my - grid.origin_y) * (1.0 / grid.cell)).astype(np.int64)
-    gt = (t_start - grid.t_base) // grid.bin_ms
-    inside = (gx >= 0) & (gx < grid.ncx) & (gy >= 0) & (gy < grid.ncy)
-    inside &= (gt >= 0) & (gt < grid.nbins)
-    where = np.flatnonzero(inside)
-    cell_id = gy[where] * grid.ncx + gx[where]
-    hit = mask[cell_id * grid.nbins + gt[where]]
-    where = where[hit]
-    keys = cell_id[hit] * grid.span + (t_start[where] - grid.t_min)
-    return keys, element[where] + lo, cut
-
-
-def _candidates(
-    index: _Index, crimes: CrimeSet, params: MatchParams, crime_rows: I64
-) -> tuple[I64, I64]:
-    """(crime row, element) pairs that may match: nothing within the radius is left out."""
-    gx = np.floor((crimes.x[crime_rows] - index.origin_x) / index.cell_size).astype(np.int64)
-    gy = np.floor((crimes.y[crime_rows] - index.origin_y) / index.cell_size).astype(np.int64)
-    w_lo = crimes.t_from[crime_rows] - params.tolerance_ms - params.max_gap_ms - index.t_min
-    w_hi = crimes.t_to[crime_rows] + params.tolerance_ms - index.t_min
-    off_lo = np.clip(np.ceil(w_lo), 0, index.span - 1).astype(np.int64)
-    off_hi = np.clip(np.floor(w_hi), -1, index.span - 1).astype(np.int64)
-    q_crime = []
-    q_lo = []
-    q_hi = []
-    for ox in (-1, 0, 1):
-        for oy in (-1, 0, 1):
-            cx = gx + ox
-            cy = gy + oy
-            ok = (cx >= 0) & (cx < index.ncx) & (cy >= 0) & (cy < index.ncy) & (off_hi >= off_lo)
-            base = (cy * index.ncx + cx) * index.span
-            q_crime.append(crime_rows[ok])
-            q_lo.append(base[ok] + off_lo[ok])
-            q_hi.append(base[ok] + off_hi[ok])
-    crime_q = np.concatenate(q_crime)
-    lo = np.searchsorted(index.keys, np.concatenate(q_lo), side="left")
-    hi = np.searchsorted(index.keys, np.concatenate(q_hi), side="right")
-    counts = hi - lo
-    total = int(counts.sum())
-    pair_crime = np.repeat(crime_q, counts)
-    first = np.cumsum(counts) - counts
-    pos = np.arange(total, dtype=np.int64) - np.repeat(first - lo, counts)
-    pair_elem = index.element[pos]
-    # A long segment is filed once per piece: keep each (crime, element) once.
-    cut = index.cut[pair_elem]
-    if not bool(np.any(cut)):
-        return pair_crime, pair_elem
-    width = len(index.cut)
-    key = np.unique(pair_crime[cut] * width + pair_elem[cut])
-    return (
-        np.concatenate([pair_crime[~cut], key // width]).astype(np.int64),
-        np.concatenate([pair_elem[~cut], key % width]).astype(np.int64),
-    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r_lo = (-b - root) / a
+        r_hi = (-b + root) / a
+    point = np.flatnonzero(a <= 0)
+    if len(point):
+        # No length: the whole clipped range is at the one distance.
+        r_lo[point] = c.s_lo[point]
+        r_hi[point] = c.s_hi[point]
+    # Rounding must not split what the closest distance decides: the range always holds s*.
+    in_lo = np.minimum(np.maximum(r_lo, c.s_lo), c.s_closest)
+    in_hi = np.maximum(np.minimum(r_hi, c.s_hi), c.s_closest)
+    return in_lo, in_hi
 
 
 # --- per-owner time lookups: coverage and accuracy ----------------------------------------------
@@ -458,14 +268,15 @@ def _candidates(
 
 @dataclass(frozen=True)
 class _FixIndex:
-    """The fixes keyed by (owner rank, time), for per-match searches within one owner."""
+    """Where each owner's fixes are, for per-match time searches within one owner."""
 
-    key: I64  # owner rank * span + (t - t_min): sorted, because fixes are
     owners: I64  # distinct owners in order; an owner's rank is its position here
+    owner_first: I64  # the fixes of owners[k] are rows owner_first[k]:owner_first[k + 1]
     joined_prev: BoolArr  # fix i is joined to fix i - 1 by a segment
     cum: F64  # time covered by segments from the first fix up to fix i
+    block_max: F64  # the worst accuracy of each block of _BLOCK fixes
+    directory: TimeDirectory  # the fixes by (owner rank, time from t_min)
     t_min: int
-    span: int
 
 
 def _fix_index(tracks: TrackSet, params: MatchParams) -> _FixIndex:
@@ -480,64 +291,72 @@ def _fix_index(tracks: TrackSet, params: MatchParams) -> _FixIndex:
     joined_prev = ~new_owner & (step <= params.max_gap_ms)
     step[~joined_prev] = 0
     cum = np.cumsum(step).astype(np.float64)
+    first = np.append(np.flatnonzero(new_owner), n).astype(np.int64)
+    owners = tracks.owner[new_owner]
     t_min = int(t.min())
-    span = int(t.max()) - t_min + 2
-    key = np.cumsum(new_owner, dtype=np.int64)
-    key -= 1
-    key *= span
-    key += t
-    key -= t_min
-    return _FixIndex(key, tracks.owner[new_owner], joined_prev, cum, t_min, span)
+    rank = np.cumsum(new_owner) - 1
+    directory = time_directory(rank, t - t_min, len(owners))
+    return _FixIndex(
+        owners, first, joined_prev, cum, _block_max(tracks.accuracy_m), directory, t_min
+    )
 
 
 @dataclass(frozen=True)
 class _Windows:
     """For each match: the owner's fix rows [lo, hi) and the fixes in the window [a, b)."""
 
-    base: I64  # owner rank * span
     lo: I64
     hi: I64
     a: I64
     b: I64
+    rank: I64  # the owner's rank in the fix index
 
 
-def _windows(fx: _FixIndex, owner: I64, w0: F64, w1: F64) -> _Windows:
-    base = np.searchsorted(fx.owners, owner).astype(np.int64) * fx.span
-    lo_off = np.clip(np.ceil(w0 - fx.t_min), 0, fx.span - 1).astype(np.int64)
-    hi_off = np.clip(np.floor(w1 - fx.t_min), -1, fx.span - 1).astype(np.int64)
-    return _Windows(
-        base,
-        np.searchsorted(fx.key, base, side="left").astype(np.int64),
-        np.searchsorted(fx.key, base + fx.span, side="left").astype(np.int64),
-        np.searchsorted(fx.key, base + lo_off, side="left").astype(np.int64),
-        np.searchsorted(fx.key, base + hi_off, side="right").astype(np.int64),
-    )
+def _windows(fx: _FixIndex, t_ms: I64, owner: I64, w0: F64, w1: F64) -> _Windows:
+    rank = np.searchsorted(fx.owners, owner)
+    first, last = fx.directory.bracket(rank, w0 - fx.t_min)
+    a = search_sorted_within(t_ms, first, last, w0)
+    first, last = fx.directory.bracket(rank, w1 - fx.t_min)
+    b = search_sorted_within(t_ms, first, last, w1, strict=True)
+    return _Windows(fx.owner_first[rank], fx.owner_first[rank + 1], a, b, rank)
 
 
 def _coverage_pct(fx: _FixIndex, t_ms: I64, win: _Windows, w0: F64, w1: F64) -> F64:
     """Share of each window [w0, w1] covered by joined segments (lone fixes cover nothing)."""
+    n = len(t_ms)
 
-    def until(t: F64, b: I64) -> F64:
-        # b: first fix after t; k = b - 1 is the last fix at or before t.
+    def until(t: F64, b: I64, lo: I64, hi: I64) -> F64:
+        # Time covered from the owner's first fix up to t; b is the first fix after t.
         k = b - 1
-        has = k >= win.lo
+        has = k >= lo
         k_safe = np.maximum(k, 0)
-        nxt = np.minimum(k + 1, len(t_ms) - 1)
-        continues = has & (k + 1 < win.hi) & fx.joined_prev[nxt]
+        nxt = np.minimum(k + 1, n - 1)
+        continues = has & (k + 1 < hi) & fx.joined_prev[nxt]
         partial = np.where(continues, np.minimum(t, t_ms[nxt]) - t_ms[k_safe], 0.0)
-        first = np.minimum(win.lo, len(t_ms) - 1)
+        first = np.minimum(lo, n - 1)
         return np.where(has, fx.cum[k_safe] - fx.cum[first] + partial, 0.0)
 
-    def first_after(t: F64) -> I64:
-        off = np.clip(np.floor(t - fx.t_min), -1, fx.span - 1).astype(np.int64)
-        return np.searchsorted(fx.key, win.base + off, side="right").astype(np.int64)
+    def first_after(t: F64, rows: I64) -> I64:
+        first, last = fx.directory.bracket(win.rank[rows], t - fx.t_min)
+        return search_sorted_within(t_ms, first, last, t, strict=True)
 
-    covered = until(w1, win.b) - until(w0, first_after(w0))
+    # The first fix after w0 is the first at or after it, unless fixes lie exactly at w0.
+    after_w0 = win.a.copy()
+    at_w0 = np.flatnonzero((win.a < win.hi) & (t_ms[np.minimum(win.a, n - 1)] == w0))
+    after_w0[at_w0] = first_after(w0[at_w0], at_w0)
+    covered = until(w1, win.b, win.lo, win.hi) - until(w0, after_w0, win.lo, win.hi)
     length = w1 - w0
+    pct = np.zeros(len(w0))
+    timed = np.flatnonzero(length > 0)
+    pct[timed] = 100.0 * covered[timed] / length[timed]
     # A zero-length window is covered when a segment spans its instant.
-    instant = until(w0 + 0.5, first_after(w0 + 0.5)) - until(w0 - 0.5, first_after(w0 - 0.5))
-    pct = np.where(length > 0, 100.0 * covered / np.where(length > 0, length, 1.0), 0.0)
-    pct = np.where(length > 0, pct, np.where(instant > 0, 100.0, 0.0))
+    zero = np.flatnonzero(length <= 0)
+    if len(zero):
+        lo, hi, t = win.lo[zero], win.hi[zero], w0[zero]
+        instant = until(t + 0.5, first_after(t + 0.5, zero), lo, hi) - until(
+            t - 0.5, first_after(t - 0.5, zero), lo, hi
+        )
+        pct[zero] = np.where(instant > 0, 100.0, 0.0)
     return np.clip(pct, 0.0, 100.0)
 
 
@@ -551,20 +370,79 @@ def _max_accuracy(tracks: TrackSet, fx: _FixIndex, win: _Windows, w0: F64, w1: F
     b_in = np.minimum(win.b, n - 1)
     b_prev = np.maximum(win.b - 1, 0)
     extend_b = (win.b > win.lo) & (win.b < win.hi) & fx.joined_prev[b_in] & (t[b_prev] < w1)
-    lo = win.a - extend_a
-    hi = win.b + extend_b
-    out = np.full(len(lo), np.nan)
-    rows = np.flatnonzero(hi > lo)
+    return _range_fmax(tracks.accuracy_m, fx.block_max, win.a - extend_a, win.b + extend_b)
+
+
+# Fixes per block of the accuracy maxima: a range reads its blocks, and fixes at its ends.
+_BLOCK = 4
+
+
+def _block_max(values: F64) -> F64:
+    return np.fmax.reduceat(values, np.arange(0, len(values), _BLOCK)) if len(values) else values
+
+
+def _range_fmax(values: F64, block_max: F64, lo: I64, hi: I64) -> F64:
+    """Per query: the largest of values[lo:hi] ignoring NaN (NaN when the range is empty).
+
+    The whole blocks inside a range come from `block_max`; the at most 2 x (_BLOCK - 1)
+    values before and after them are read directly."""
+    head_end = np.minimum(hi, -(-lo // _BLOCK) * _BLOCK)
+    tail_start = np.maximum(head_end, hi // _BLOCK * _BLOCK)
+    out = np.fmax(_ends_fmax(values, lo, head_end), _ends_fmax(values, tail_start, hi))
+    block_lo = head_end // _BLOCK
+    block_hi = tail_start // _BLOCK
+    rows = np.flatnonzero(block_hi > block_lo)
     if len(rows):
         # reduceat also reduces between one range's end and the next range's start; with the
-        # ranges in descending order of start that stretch is empty and costs nothing.
-        rows = rows[np.argsort(-lo[rows], kind="stable")]
-        acc = np.concatenate([tracks.accuracy_m, [np.nan]])
+        # ranges in descending order of start that stretch is a single value. The ranges end
+        # at their last block (an end past the last block is no valid index), taken on its own.
+        rows = rows[np.argsort(-block_lo[rows], kind="stable")]
         bounds = np.empty(2 * len(rows), dtype=np.int64)
-        bounds[0::2] = lo[rows]
-        bounds[1::2] = hi[rows]
-        out[rows] = np.fmax.reduceat(acc, bounds)[0::2]
+        bounds[0::2] = block_lo[rows]
+        bounds[1::2] = block_hi[rows] - 1
+        inner = np.fmax(np.fmax.reduceat(block_max, bounds)[0::2], block_max[block_hi[rows] - 1])
+        out[rows] = np.fmax(out[rows], inner)
     return out
+
+
+def _ends_fmax(values: F64, lo: I64, hi: I64) -> F64:
+    """fmax of values[lo:hi] for short ranges (under a block), one position at a time."""
+    out = np.full(len(lo), np.nan)
+    last = len(values) - 1
+    for k in range(int(np.max(hi - lo, initial=0))):
+        at = lo + k
+        value = values[np.minimum(at, last)]
+        np.fmax(out, value, out=out, where=at < hi)
+    return out
+
+
+# --- the index: everything derived from the tracks alone ----------------------------------------
+
+
+@dataclass(frozen=True)
+class TrackIndex:
+    """What the matcher derives from a TrackSet alone for one max gap: the space-time grid of
+    its elements and per-owner time lookups. Build it once for a set of fixes (a day, say) and
+    match any number of crime batches, at any radius and tolerance, against it."""
+
+    tracks: TrackSet
+    max_gap_s: float
+    grid: TrackGrid
+    fixes: _FixIndex
+    t_ms: F64  # the fixes' times as floats, as the geometry uses them
+
+
+def index_tracks(tracks: TrackSet, params: MatchParams) -> TrackIndex:
+    """Index `tracks` for matching with `params.max_gap_s` (radius and tolerance are free)."""
+    elements = _elements(tracks, params)
+    grid = build_grid(tracks.t_ms, tracks.x, tracks.y, elements, params.max_gap_ms)
+    return TrackIndex(
+        tracks,
+        params.max_gap_s,
+        grid,
+        _fix_index(tracks, params),
+        tracks.t_ms.astype(np.float64),
+    )
 
 
 # --- the matcher -----------------------------------------------------------------------------
@@ -588,46 +466,49 @@ class _Hits:
     y_closest: list[F64] = field(default_factory=list)
     t_in: list[F64] = field(default_factory=list)
     t_out: list[F64] = field(default_factory=list)
+    # The element's start (end) fix is inside the radius and inside the window.
+    start_in: list[BoolArr] = field(default_factory=list)
+    end_in: list[BoolArr] = field(default_factory=list)
 
 
 def _evaluate(
     crimes: CrimeSet,
     tracks: TrackSet,
-    elems: _Elements,
+    elems: Elements,
     params: MatchParams,
+    t_ms: F64,
     crime: I64,
     elem: I64,
     hits: _Hits,
 ) -> None:
+    """Exact geometry of candidate pairs; the pairs within the radius join `hits`."""
     i = elems.start[elem]
     j = elems.end[elem]
-    t0 = tracks.t_ms[i].astype(np.float64)
-    t1 = tracks.t_ms[j].astype(np.float64)
-    w0 = crimes.t_from[crime] - params.tolerance_ms
-    w1 = crimes.t_to[crime] + params.tolerance_ms
-    g = _pair_geometry(
-        crimes.x[crime],
-        crimes.y[crime],
-        w0.astype(np.float64),
-        w1.astype(np.float64),
-        tracks.x[i],
-        tracks.y[i],
-        tracks.x[j],
-        tracks.y[j],
-        t0,
-        t1,
-        params.radius_m,
-    )
-    keep = g.valid & (g.dist <= params.radius_m)
+    w0 = (crimes.t_from - params.tolerance_ms).astype(np.float64)[crime]
+    w1 = (crimes.t_to + params.tolerance_ms).astype(np.float64)[crime]
+    cx, cy = crimes.x[crime], crimes.y[crime]
+    x0, y0, x1, y1 = tracks.x[i], tracks.y[i], tracks.x[j], tracks.y[j]
+    t0, t1 = t_ms[i], t_ms[j]
+    g = _closest(cx, cy, w0, w1, x0, y0, x1, y1, t0, t1)
+    keep = np.flatnonzero(g.valid & (g.dist <= params.radius_m))
+    g = g.take(keep)
+    cx, cy, x0, y0, x1, y1 = cx[keep], cy[keep], x0[keep], y0[keep], x1[keep], y1[keep]
+    t0, t1, w0, w1 = t0[keep], t1[keep], w0[keep], w1[keep]
     dt = t1 - t0
+    in_lo, in_hi = _inside(g, params.radius_m)
+    r2 = params.radius_m * params.radius_m
     hits.crime.append(crime[keep])
     hits.elem.append(elem[keep])
-    hits.dist.append(g.dist[keep])
-    hits.t_closest.append((t0 + g.s_closest * dt)[keep])
-    hits.x_closest.append((tracks.x[i] + g.s_closest * (tracks.x[j] - tracks.x[i]))[keep])
-    hits.y_closest.append((tracks.y[i] + g.s_closest * (tracks.y[j] - tracks.y[i]))[keep])
-    hits.t_in.append((t0 + g.in_lo * dt)[keep])
-    hits.t_out.append((t0 + g.in_hi * dt)[keep])
+    hits.dist.append(g.dist)
+    hits.t_closest.append(t0 + g.s_closest * dt)
+    hits.x_closest.append(x0 + g.s_closest * (x1 - x0))
+    hits.y_closest.append(y0 + g.s_closest * (y1 - y0))
+    hits.t_in.append(t0 + in_lo * dt)
+    hits.t_out.append(t0 + in_hi * dt)
+    for ends, (x, y, t) in ((hits.start_in, (x0, y0, t0)), (hits.end_in, (x1, y1, t1))):
+        fx = x - cx
+        fy = y - cy
+        ends.append((fx * fx + fy * fy <= r2) & (t >= w0) & (t <= w1))
 
 
 def _rows_in_reach(crimes: CrimeSet, tracks: TrackSet, params: MatchParams) -> I64 | None:
@@ -664,33 +545,52 @@ def match_crimes(crimes: CrimeSet, tracks: TrackSet, params: MatchParams) -> Mat
         )
         result = match_crimes(crimes, part, params)
         return replace(result, fix_index=rows[result.fix_index])
-    elems = _elements(tracks, params)
-    index = _build_index(tracks, elems, crimes, params)
-    if index is None:
+    return match_indexed(crimes, index_tracks(tracks, params), params)
+
+
+# Crimes searched at once: bounds the candidate pairs held at a time.
+_CRIME_CHUNK = 2000
+
+
+def match_indexed(crimes: CrimeSet, index: TrackIndex, params: MatchParams) -> MatchResult:
+    """`match_crimes` against an index built beforehand with the same max gap."""
+    if index.max_gap_s != params.max_gap_s:
+        raise ValueError("max_gap_s: differs from the max gap the index was built for")
+    tracks = index.tracks
+    if len(crimes) == 0 or len(tracks) == 0:
         return _empty_result()
+    elems = index.grid.elements
     hits = _Hits()
     # Crimes in time order keep each chunk's searches local; chunks bound the pair count.
     crime_order = np.argsort(crimes.t_from, kind="stable").astype(np.int64)
-    chunk = max(1, min(len(crimes), 2000))
-    for start in range(0, len(crimes), chunk):
-        rows = crime_order[start : start + chunk]
-        pair_crime, pair_elem = _candidates(index, crimes, params, rows)
+    for start in range(0, len(crimes), _CRIME_CHUNK):
+        rows = crime_order[start : start + _CRIME_CHUNK]
+        pos, pair_elem = grid_candidates(
+            index.grid,
+            crimes.x[rows],
+            crimes.y[rows],
+            (crimes.t_from[rows] - params.tolerance_ms).astype(np.float64),
+            (crimes.t_to[rows] + params.tolerance_ms).astype(np.float64),
+            params.radius_m,
+        )
+        pair_crime = rows[pos]
         for p in range(0, len(pair_crime), _PAIR_CHUNK):
             _evaluate(
                 crimes,
                 tracks,
                 elems,
                 params,
+                index.t_ms,
                 pair_crime[p : p + _PAIR_CHUNK],
                 pair_elem[p : p + _PAIR_CHUNK],
                 hits,
             )
-    return _assemble(crimes, tracks, elems, params, hits)
+    return _assemble(crimes, index, params, hits)
 
 
-def _assemble(
-    crimes: CrimeSet, tracks: TrackSet, elems: _Elements, params: MatchParams, hits: _Hits
-) -> MatchResult:
+def _assemble(crimes: CrimeSet, index: TrackIndex, params: MatchParams, hits: _Hits) -> MatchResult:
+    tracks = index.tracks
+    elems = index.grid.elements
     if not hits.crime:
         return _empty_result()
     crime = np.concatenate(hits.crime)
@@ -703,13 +603,21 @@ def _assemble(
     y_closest = np.concatenate(hits.y_closest)
     t_in = np.concatenate(hits.t_in)
     t_out = np.concatenate(hits.t_out)
+    start_in = np.concatenate(hits.start_in)
+    end_in = np.concatenate(hits.end_in)
 
     # Element order within an owner is time order, so (crime, element) sorts each group by time.
-    order = np.lexsort((elem, crime))
+    pair_key = crime * len(elems) + elem
+    order = np.argsort(pair_key)
+    # A long element found through two of its pieces counts once.
+    once = np.ones(len(order), dtype=np.bool_)
+    np.not_equal(pair_key[order[1:]], pair_key[order[:-1]], out=once[1:])
+    order = order[once]
     crime, elem = crime[order], elem[order]
     dist, t_closest = dist[order], t_closest[order]
     x_closest, y_closest = x_closest[order], y_closest[order]
     t_in, t_out = t_in[order], t_out[order]
+    start_in, end_in = start_in[order], end_in[order]
     owner = tracks.owner[elems.start[elem]]
 
     new_group = np.ones(len(crime), dtype=bool)
@@ -718,35 +626,23 @@ def _assemble(
     group_start = np.flatnonzero(new_group)
     n_groups = len(group_start)
 
-    # Closest approach: least distance, then earliest time.
-    best = np.lexsort((t_closest, dist, group))
+    # Closest approach: least distance, then earliest time, then the first such hit.
+    at_least = dist == np.minimum.reduceat(dist, group_start)[group]
+    t_least = np.minimum.reduceat(np.where(at_least, t_closest, np.inf), group_start)
+    best = np.flatnonzero(at_least & (t_closest == t_least[group]))
     first_of = np.ones(len(best), dtype=bool)
-    first_of[1:] = group[best][1:] != group[best][:-1]
+    first_of[1:] = group[best[1:]] != group[best[:-1]]
     best = best[first_of]
 
     # Passes: consecutive hits join when they share a fix that lies inside the radius and
     # inside the window (the track is then inside at that instant, so the intervals touch).
-    w0 = (crimes.t_from[crime] - params.tolerance_ms).astype(np.float64)
-    w1 = (crimes.t_to[crime] + params.tolerance_ms).astype(np.float64)
     start_fix = elems.start[elem]
     end_fix = elems.end[elem]
     lone = start_fix == end_fix
-    r2 = params.radius_m * params.radius_m
     shared = np.zeros(len(crime), dtype=bool)
-    if len(crime) > 1:
-        prev_end = end_fix[:-1]
-        sx = tracks.x[prev_end] - crimes.x[crime[1:]]
-        sy = tracks.y[prev_end] - crimes.y[crime[1:]]
-        t_shared = tracks.t_ms[prev_end].astype(np.float64)
-        shared[1:] = (
-            ~new_group[1:]
-            & ~lone[1:]
-            & ~lone[:-1]
-            & (prev_end == start_fix[1:])
-            & (sx * sx + sy * sy <= r2)
-            & (t_shared >= w0[1:])
-            & (t_shared <= w1[1:])
-        )
+    shared[1:] = (
+        ~new_group[1:] & ~lone[1:] & ~lone[:-1] & (end_fix[:-1] == start_fix[1:]) & end_in[:-1]
+    )
     new_pass = ~shared
     pass_global = np.cumsum(new_pass) - 1
     passes_per_group = np.bincount(group, weights=new_pass, minlength=n_groups).astype(np.int64)
@@ -756,25 +652,18 @@ def _assemble(
     first_time = np.minimum.reduceat(t_in, group_start)
     last_time = np.maximum.reduceat(t_out, group_start)
 
-    # Fixes inside the radius: element ends inside the window and within the radius.
-    fix_rows: list[I64] = []
-    fix_hit: list[I64] = []
-    for ends in (start_fix, end_fix):
-        fx = tracks.x[ends] - crimes.x[crime]
-        fy = tracks.y[ends] - crimes.y[crime]
-        ft = tracks.t_ms[ends].astype(np.float64)
-        inside = (fx * fx + fy * fy <= r2) & (ft >= w0) & (ft <= w1)
-        fix_rows.append(ends[inside])
-        fix_hit.append(np.flatnonzero(inside).astype(np.int64))
-    f_fix = np.concatenate(fix_rows)
-    f_hit = np.concatenate(fix_hit)
+    # Fixes inside the radius: element ends inside the window and within the radius, in
+    # time order within each group. A lone fix is its element's start and end, and a fix
+    # shared with the group's previous hit was counted there as its end: each counts once.
+    taken = np.empty((len(crime), 2), dtype=np.bool_)
+    taken[:, 0] = start_in
+    taken[:, 1] = end_in
+    taken[:, 1] &= ~lone
+    taken[1:, 0] &= new_group[1:] | (end_fix[:-1] != start_fix[1:])
+    flat = np.flatnonzero(taken.ravel())
+    f_hit = (flat >> 1).astype(np.int64)
+    f_fix = np.where(flat & 1, end_fix[f_hit], start_fix[f_hit])
     f_group = group[f_hit]
-    # A fix shared by two hits counts once (same group, same fix).
-    f_order = np.lexsort((f_hit, f_fix, f_group))
-    f_fix, f_hit, f_group = f_fix[f_order], f_hit[f_order], f_group[f_order]
-    keep = np.ones(len(f_fix), dtype=bool)
-    keep[1:] = (f_fix[1:] != f_fix[:-1]) | (f_group[1:] != f_group[:-1])
-    f_fix, f_hit, f_group = f_fix[keep], f_hit[keep], f_group[keep]
     fixes_per_group = np.bincount(f_group, minlength=n_groups).astype(np.int64)
     f_pass = pass_in_group[f_hit]
     # Sequence number within the pass: position among the group's fixes of that pass.
@@ -786,10 +675,10 @@ def _assemble(
 
     g_crime = crime[group_start]
     g_owner = owner[group_start]
-    g_w0 = w0[group_start]
-    g_w1 = w1[group_start]
-    fix_ix = _fix_index(tracks, params)
-    win = _windows(fix_ix, g_owner, g_w0, g_w1)
+    g_w0 = (crimes.t_from[g_crime] - params.tolerance_ms).astype(np.float64)
+    g_w1 = (crimes.t_to[g_crime] + params.tolerance_ms).astype(np.float64)
+    fix_ix = index.fixes
+    win = _windows(fix_ix, tracks.t_ms, g_owner, g_w0, g_w1)
     cov_pct = _coverage_pct(fix_ix, tracks.t_ms, win, g_w0, g_w1)
     max_acc = _max_accuracy(tracks, fix_ix, win, g_w0, g_w1)
 
@@ -851,7 +740,7 @@ def where_was(track: TrackSet, crimes: CrimeSet, params: MatchParams, row: int =
     w1 = float(crimes.t_to[row] + params.tolerance_ms)
     elems = _elements(tracks, params)
     m = len(elems.start)
-    g = _pair_geometry(
+    g = _closest(
         np.full(m, crime_x),
         np.full(m, crime_y),
         np.full(m, w0),
@@ -862,7 +751,6 @@ def where_was(track: TrackSet, crimes: CrimeSet, params: MatchParams, row: int =
         y[elems.end],
         t_ms[elems.start].astype(np.float64),
         t_ms[elems.end].astype(np.float64),
-        params.radius_m,
     )
     in_window = (t_ms >= w0) & (t_ms <= w1)
     uncovered = _uncovered(tracks, elems, w0, w1)
@@ -891,7 +779,7 @@ def where_was(track: TrackSet, crimes: CrimeSet, params: MatchParams, row: int =
 
 
 def _uncovered(
-    tracks: TrackSet, elems: _Elements, w0: float, w1: float
+    tracks: TrackSet, elems: Elements, w0: float, w1: float
 ) -> list[tuple[float, float]]:
     seg = ~elems.lone
     a = np.maximum(tracks.t_ms[elems.start[seg]].astype(np.float64), w0)

@@ -6,6 +6,7 @@ import datetime as dt
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Float,
     ForeignKey,
@@ -182,3 +183,36 @@ class CrimeMatchPosition(Base):
     distance_m: Mapped[float] = mapped_column(Float)
 
     match: Mapped[CrimeMatch] = relationship(back_populates="positions")
+
+
+class TrackHourBox(Base):
+    """Where a device's fixes lay during one hour and the reach after it (derived).
+
+    The bounding box, in metres on the national grid, of the device's stored fixes observed
+    from `hour_ms` to the end of the hour plus `track_boxes.REACH_MS`: every track segment
+    that starts in the hour lies inside it, so a crime finds the few devices that could have
+    passed it without reading their fixes (`crime/track_boxes.py`)."""
+
+    __tablename__ = "track_hour_box"
+    __table_args__ = (Index("ix_track_hour_box_hour", "hour_ms"),)
+
+    device_serial: Mapped[str] = mapped_column(String(60), primary_key=True)
+    hour_ms: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    min_x: Mapped[float] = mapped_column(Float)
+    min_y: Mapped[float] = mapped_column(Float)
+    max_x: Mapped[float] = mapped_column(Float)
+    max_y: Mapped[float] = mapped_column(Float)
+
+
+class TrackBoxState(Base):
+    """How far the track boxes reach into the fix store: one row (derived)."""
+
+    __tablename__ = "track_box_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Every stored fix with an id up to this is in the boxes; later ones are read directly.
+    max_record_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    # PostgreSQL: the ids handed out by the last refresh, and the transactions then writing;
+    # once those have ended, every fix up to that id is either visible or never will be.
+    pending_record_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    pending_xids: Mapped[list[str]] = mapped_column(JSON, default=list)

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
 from tagwatch.access.principal import Principal
@@ -15,14 +16,17 @@ from tagwatch.cases.models import Allocation, Device, Person, ReferenceValue
 from tagwatch.crime.models import (
     Crime,
     CrimeBatch,
+    CrimeBatchError,
     CrimeMatch,
     CrimeMatchPosition,
     CrimeMatchRun,
     CrimeVersion,
 )
 
+_Rows = TypeVar("_Rows")
 
-def _scope_batches(query: Select[CrimeBatch], principal: Principal | None) -> Select[CrimeBatch]:
+
+def _scope_batches(query: Select[_Rows], principal: Principal | None) -> Select[_Rows]:
     if principal is not None and principal.force_code is not None:
         query = query.where(CrimeBatch.force_code == principal.force_code)
     return query
@@ -63,6 +67,27 @@ def list_batches(
     return list(session.scalars(query.limit(limit).offset(offset)))
 
 
+def count_batches(session: Session, principal: Principal | None) -> int:
+    query = _scope_batches(select(func.count()).select_from(CrimeBatch), principal)
+    return int(session.scalar(query) or 0)
+
+
+def batch_errors(
+    session: Session, batch_id: int, *, limit: int | None = None, offset: int = 0
+) -> list[CrimeBatchError]:
+    query = (
+        select(CrimeBatchError)
+        .where(CrimeBatchError.batch_id == batch_id)
+        .order_by(CrimeBatchError.row, CrimeBatchError.id)
+    )
+    return list(session.scalars(query.limit(limit).offset(offset)))
+
+
+def count_batch_errors(session: Session, batch_id: int) -> int:
+    query = select(func.count()).where(CrimeBatchError.batch_id == batch_id)
+    return int(session.scalar(query) or 0)
+
+
 def find_crime(session: Session, force_code: str, crime_ref: str) -> Crime | None:
     return session.scalars(
         select(Crime).where(Crime.force_code == force_code, Crime.crime_ref == crime_ref)
@@ -94,14 +119,23 @@ def latest_versions(session: Session, crime_ids: Sequence[int]) -> dict[int, Cri
     return latest
 
 
-def batch_versions(session: Session, batch_id: int) -> list[tuple[CrimeVersion, Crime]]:
+def batch_versions(
+    session: Session, batch_id: int, *, limit: int | None = None, offset: int = 0
+) -> list[tuple[CrimeVersion, Crime]]:
     rows = session.execute(
         select(CrimeVersion, Crime)
         .join(Crime, Crime.id == CrimeVersion.crime_id)
         .where(CrimeVersion.batch_id == batch_id)
         .order_by(CrimeVersion.row)
+        .limit(limit)
+        .offset(offset)
     )
     return list(rows)
+
+
+def count_batch_versions(session: Session, batch_id: int) -> int:
+    query = select(func.count()).where(CrimeVersion.batch_id == batch_id)
+    return int(session.scalar(query) or 0)
 
 
 def crime_versions(
@@ -174,14 +208,55 @@ def _match_query() -> Select:  # type: ignore[type-arg]
     )
 
 
-def matches_of_run(session: Session, run_id: int, principal: Principal | None) -> list[MatchRecord]:
+def _with_review_state(query: Select, review_state: str | None) -> Select:  # type: ignore[type-arg]
+    """`authorised` is a qualified match a manager has authorised; `qualified` one still
+    waiting for that."""
+    if review_state == "authorised":
+        return query.where(CrimeMatch.authorised_at.is_not(None))
+    if review_state == "qualified":
+        return query.where(
+            CrimeMatch.review_state == "qualified", CrimeMatch.authorised_at.is_(None)
+        )
+    if review_state is not None:
+        return query.where(CrimeMatch.review_state == review_state)
+    return query
+
+
+def matches_of_run(
+    session: Session,
+    run_id: int,
+    principal: Principal | None,
+    *,
+    review_state: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[MatchRecord]:
     query = _scope_matches(
-        _match_query()
-        .where(CrimeMatch.run_id == run_id)
-        .order_by(Crime.crime_ref, CrimeMatch.person_ref),
+        _with_review_state(_match_query().where(CrimeMatch.run_id == run_id), review_state)
+        .order_by(Crime.crime_ref, CrimeMatch.person_ref, CrimeMatch.id)
+        .limit(limit)
+        .offset(offset),
         principal,
     )
     return [MatchRecord(*row) for row in session.execute(query)]
+
+
+def review_counts(session: Session, run_id: int, principal: Principal | None) -> dict[str, int]:
+    """How many of a run's matches (in scope) are unreviewed, qualified (waiting for
+    authorisation), authorised and dismissed."""
+    state = case(
+        (CrimeMatch.authorised_at.is_not(None), "authorised"), else_=CrimeMatch.review_state
+    )
+    query = _scope_matches(
+        select(state, func.count())
+        .select_from(CrimeMatch)
+        .join(CrimeVersion, CrimeVersion.id == CrimeMatch.crime_version_id)
+        .join(CrimeBatch, CrimeBatch.id == CrimeVersion.batch_id)
+        .where(CrimeMatch.run_id == run_id)
+        .group_by(state),
+        principal,
+    )
+    return {str(name): int(count) for name, count in session.execute(query)}
 
 
 def get_match(session: Session, match_id: int, principal: Principal | None) -> MatchRecord | None:

@@ -6,11 +6,13 @@ Results are plain dataclasses so pages, the API and the CLI share them.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import hashlib
 import io
 import math
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 import numpy as np
 from sqlalchemy.orm import Session
@@ -18,6 +20,7 @@ from sqlalchemy.orm import Session
 from tagwatch.access import audit
 from tagwatch.access.principal import Principal
 from tagwatch.crime import repository as repo
+from tagwatch.crime import track_boxes
 from tagwatch.crime.csvformat import ERROR, FAILED, CrimeRow, RowError, parse_crime_csv
 from tagwatch.crime.matcher import (
     ALGORITHM_VERSION,
@@ -66,6 +69,7 @@ _VERSION_FIELDS = {
     "free_text": ("free_text",),
 }
 REVIEW_DECISIONS = ("qualified", "dismissed")
+T = TypeVar("T")
 
 
 class CrimeError(ValueError):
@@ -148,6 +152,46 @@ class MatchRow:
     review_state: str
     review_reason: str | None
     authorised: bool
+    reviewed_by: str | None = None
+    reviewed_at: dt.datetime | None = None
+    authorised_by: str | None = None
+    authorised_at: dt.datetime | None = None
+
+    @property
+    def state(self) -> str:
+        """Where the match is in review: unreviewed, qualified, authorised or dismissed."""
+        return "authorised" if self.authorised else self.review_state
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    """A crime as one batch carried it, with what changed since the version before."""
+
+    version_id: int
+    row: int
+    crime_ref: str
+    version_no: int
+    duplicate: bool
+    changed_fields: list[str]
+    crime_type: str
+    crime_type_description: str
+    t_from: dt.datetime
+    t_to: dt.datetime
+    easting: float
+    northing: float
+    latitude: float
+    longitude: float
+    location_source: str
+    free_text: str
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a longer list."""
+
+    items: list[T]
+    total: int
+    offset: int
 
 
 @dataclass(frozen=True)
@@ -450,10 +494,16 @@ def run_matching(
     )
     if versions:
         margin = dt.timedelta(seconds=params.tolerance_s + params.max_gap_s)
-        fixes = load_fixes(
-            session,
-            start=min(v.t_from for v in versions) - margin,
-            end=max(v.t_to for v in versions) + margin,
+        allocations = _allocations_in_reach(session, versions, params)
+        fixes = (
+            load_fixes(
+                session,
+                start=min(v.t_from for v in versions) - margin,
+                end=max(v.t_to for v in versions) + margin,
+                allocation_ids=allocations,
+            )
+            if allocations is None or allocations
+            else FixTable()
         )
         if up_to_record_id is not None:
             keep = fixes.record_id <= up_to_record_id
@@ -487,6 +537,23 @@ def run_matching(
 
 
 _FIX_FIELDS = ("record_id", "allocation_id", "t_ms", "lat", "lon", "accuracy_m")
+# Up to this many crimes a run reads only the people the track boxes put near them; a bigger
+# batch reads every fix of its period, which the matcher's own index then sifts faster.
+_BOXED_CRIMES = 50
+
+
+def _allocations_in_reach(
+    session: Session, versions: list[CrimeVersion], params: MatchParams
+) -> list[int] | None:
+    """The allocations whose fixes can match these crimes (see `track_boxes`), or None to
+    read every fix of the period."""
+    if len(versions) > _BOXED_CRIMES or not track_boxes.serves(params):
+        return None
+    places = [
+        track_boxes.CrimePlace(v.easting, v.northing, to_ms(v.t_from), to_ms(v.t_to))
+        for v in versions
+    ]
+    return track_boxes.candidate_allocations(session, places, params)
 
 
 def _store_matches(
@@ -581,23 +648,115 @@ def _match_row(record: repo.MatchRecord) -> MatchRow:
         review_state=m.review_state,
         review_reason=m.review_reason,
         authorised=m.authorised_at is not None,
+        reviewed_by=m.reviewed_by,
+        reviewed_at=m.reviewed_at,
+        authorised_by=m.authorised_by,
+        authorised_at=m.authorised_at,
     )
+
+
+def _as_seen_by(session: Session, run: RunSummary, principal: Principal | None) -> RunSummary:
+    """A force is told how many of a run's matches were released to it, not how many were
+    found."""
+    if principal is None or principal.force_code is None:
+        return run
+    released = sum(repo.review_counts(session, run.run_id, principal).values())
+    return dataclasses.replace(run, match_count=released)
+
+
+def _summary_for(
+    session: Session, batch: CrimeBatch, principal: Principal | None, *, with_errors: bool
+) -> BatchSummary:
+    summary = batch_summary(batch, with_errors=with_errors, run=repo.latest_run(session, batch.id))
+    if summary.run is None:
+        return summary
+    return dataclasses.replace(summary, run=_as_seen_by(session, summary.run, principal))
 
 
 def list_batches(
     session: Session, principal: Principal | None, *, limit: int = 100, offset: int = 0
 ) -> list[BatchSummary]:
     return [
-        batch_summary(b, with_errors=False, run=repo.latest_run(session, b.id))
+        _summary_for(session, b, principal, with_errors=False)
         for b in repo.list_batches(session, principal, limit=limit, offset=offset)
     ]
 
 
-def get_batch(session: Session, batch_id: int, principal: Principal | None) -> BatchSummary:
+def count_batches(session: Session, principal: Principal | None) -> int:
+    return repo.count_batches(session, principal)
+
+
+def _batch_in_scope(session: Session, batch_id: int, principal: Principal | None) -> CrimeBatch:
     batch = repo.get_batch(session, batch_id, principal)
     if batch is None:
         raise NotFound(f"crime batch {batch_id}")
-    return batch_summary(batch, run=repo.latest_run(session, batch.id))
+    return batch
+
+
+def get_batch(
+    session: Session, batch_id: int, principal: Principal | None, *, with_errors: bool = True
+) -> BatchSummary:
+    batch = _batch_in_scope(session, batch_id, principal)
+    return _summary_for(session, batch, principal, with_errors=with_errors)
+
+
+def batch_crimes(
+    session: Session, batch_id: int, principal: Principal | None, *, limit: int, offset: int = 0
+) -> Page[VersionRow]:
+    """The crimes a batch carried, in file order, with their version and what changed."""
+    batch = _batch_in_scope(session, batch_id, principal)
+    rows = [
+        VersionRow(
+            v.id,
+            v.row,
+            c.crime_ref,
+            v.version_no,
+            v.duplicate,
+            list(v.changed_fields or []),
+            v.crime_type,
+            v.crime_type_description,
+            v.t_from,
+            v.t_to,
+            v.easting,
+            v.northing,
+            v.latitude,
+            v.longitude,
+            v.location_source,
+            v.free_text,
+        )
+        for v, c in repo.batch_versions(session, batch.id, limit=limit, offset=offset)
+    ]
+    return Page(rows, repo.count_batch_versions(session, batch.id), offset)
+
+
+def batch_row_errors(
+    session: Session, batch_id: int, principal: Principal | None, *, limit: int, offset: int = 0
+) -> Page[RowError]:
+    batch = _batch_in_scope(session, batch_id, principal)
+    errors = [
+        RowError(e.row, e.field, e.code, e.reason, e.value, e.crime_reference)
+        for e in repo.batch_errors(session, batch.id, limit=limit, offset=offset)
+    ]
+    return Page(errors, repo.count_batch_errors(session, batch.id), offset)
+
+
+def batch_runs(session: Session, batch_id: int, principal: Principal | None) -> list[RunSummary]:
+    batch = _batch_in_scope(session, batch_id, principal)
+    return [
+        _as_seen_by(session, _run_summary(r), principal)
+        for r in repo.runs_of_batch(session, batch.id)
+    ]
+
+
+def review_counts(
+    session: Session, batch_id: int, principal: Principal | None, run_id: int
+) -> dict[str, int]:
+    """How many of a run's matches in scope are in each review state (see MatchRow.state)."""
+    batch = _batch_in_scope(session, batch_id, principal)
+    run = repo.get_run(session, run_id)
+    if run is None or run.batch_id != batch.id:
+        return {}
+    return repo.review_counts(session, run.id, principal)
 
 
 def batch_matches(
@@ -608,16 +767,28 @@ def batch_matches(
     run_id: int | None = None,
     purpose: str | None = None,
     action: str = "crime.match.view",
+    review_state: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
 ) -> list[MatchRow]:
-    """The matches of a batch's latest run (or a named run), audited as a view."""
-    batch = repo.get_batch(session, batch_id, principal)
-    if batch is None:
-        raise NotFound(f"crime batch {batch_id}")
+    """The matches of a batch's latest run (or a named run), optionally one review state
+    (see MatchRow.state) and one page of them, audited as a view of the people shown."""
+    batch = _batch_in_scope(session, batch_id, principal)
     run = repo.get_run(session, run_id) if run_id else repo.latest_run(session, batch.id)
     if run is None or run.batch_id != batch.id:
         rows: list[MatchRow] = []
     else:
-        rows = [_match_row(r) for r in repo.matches_of_run(session, run.id, principal)]
+        found = repo.matches_of_run(
+            session, run.id, principal, review_state=review_state, limit=limit, offset=offset
+        )
+        rows = [_match_row(r) for r in found]
+    detail: dict[str, object] = {
+        "run": run.id if run else None,
+        "matches": len(rows),
+        "people": sorted({r.person_ref for r in rows}),
+    }
+    if review_state:
+        detail["review_state"] = review_state
     audit.record(
         session,
         principal,
@@ -625,11 +796,7 @@ def batch_matches(
         subject_type="crime_batch",
         subject_id=batch.id,
         purpose=purpose,
-        detail={
-            "run": run.id if run else None,
-            "matches": len(rows),
-            "people": sorted({r.person_ref for r in rows}),
-        },
+        detail=detail,
     )
     return rows
 

@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import io
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -88,14 +89,37 @@ def _thinned(n: int) -> NDArray[np.int64]:
     return np.unique(np.linspace(0, n - 1, MAP_POINTS_PER_RUN).round().astype(np.int64))
 
 
+@dataclass(frozen=True)
+class MapFrame:
+    """Where national grid metres land on a map drawing: its centre and points per metre."""
+
+    centre_e: float
+    centre_n: float
+    scale: float
+    size: float
+
+    def at(self, easting: float, northing: float) -> tuple[float, float]:
+        return (
+            self.size / 2 + (easting - self.centre_e) * self.scale,
+            self.size / 2 + (northing - self.centre_n) * self.scale,
+        )
+
+
 def draw_track_map(
     easting: NDArray[np.float64],
     northing: NDArray[np.float64],
     runs: list[slice],
     size: float = MAP_SIZE,
+    *,
+    extent: tuple[float, float, float, float] | None = None,
+    overlay: Callable[[Drawing, MapFrame], None] | None = None,
 ) -> Drawing:
     """A track on the British National Grid, north up: one line per unbroken stretch (gaps
-    left open), start and end marked, a scale bar and a north arrow."""
+    left open), start and end marked, a scale bar and a north arrow.
+
+    `extent` (min easting, min northing, max easting, max northing) is an area the map must
+    show besides the track; `overlay` draws more on the map (under the scale bar and arrow).
+    """
     drawing = Drawing(size, size)
     drawing.add(
         Polygon(
@@ -108,9 +132,13 @@ def draw_track_map(
     if easting.shape[0] == 0:
         drawing.add(String(size / 2 - 40, size / 2, "No positions in the period", fontSize=9))
         return drawing
-    cx = (float(easting.min()) + float(easting.max())) / 2
-    cy = (float(northing.min()) + float(northing.max())) / 2
-    half = max(float(np.ptp(easting)), float(np.ptp(northing)), 200.0) / 2 * 1.15
+    e0, e1 = float(easting.min()), float(easting.max())
+    n0, n1 = float(northing.min()), float(northing.max())
+    if extent is not None:
+        e0, n0 = min(e0, extent[0]), min(n0, extent[1])
+        e1, n1 = max(e1, extent[2]), max(n1, extent[3])
+    cx, cy = (e0 + e1) / 2, (n0 + n1) / 2
+    half = max(e1 - e0, n1 - n0, 200.0) / 2 * 1.15
     scale = size / (2 * half)
     px = size / 2 + (easting - cx) * scale
     py = size / 2 + (northing - cy) * scale
@@ -124,6 +152,8 @@ def draw_track_map(
         drawing.add(PolyLine(points, strokeColor=colors.blue, strokeWidth=0.6))
     drawing.add(Circle(float(px[0]), float(py[0]), 3, fillColor=colors.green))
     drawing.add(Circle(float(px[-1]), float(py[-1]), 3, fillColor=colors.red))
+    if overlay is not None:
+        overlay(drawing, MapFrame(cx, cy, scale, size))
     bar = _nice_length(2 * half)
     drawing.add(Line(8, 8, 8 + bar * scale, 8, strokeColor=colors.black, strokeWidth=2))
     drawing.add(String(8, 12, f"{bar:g} m", fontSize=7))
