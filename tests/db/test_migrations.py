@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,3 +70,42 @@ def test_postgresql_migrations_match_models(scratch_postgres: Engine) -> None:
     upgrade(scratch_postgres)
     assert _drift(scratch_postgres) == []
     _audit_log_refuses_changes(scratch_postgres)
+
+
+def _alerts_before_delays_are_filled(engine: Engine) -> None:
+    """Alerts stored under the first revision get their delays when the second adds them."""
+    upgrade(engine, "30efe074f1ed")
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO alert (kind, subject_key, violation_type, severity, summary,"
+                " needs_tamper_review, status, event_at, received_at, evaluated_at, raised_at,"
+                " acknowledged_at, escalated_to, outcome_due_at, updated_at) VALUES"
+                " ('violation', 'v:1', 'curfew_absence', 'high', 's', false, 'acknowledged',"
+                " :event, :event, :event, :raised, :acked, '[]', :acked, :acked)"
+            ),
+            {
+                "event": dt.datetime(2026, 11, 1, 22, 0, tzinfo=dt.UTC),
+                "raised": dt.datetime(2026, 11, 1, 22, 0, 1, 500, tzinfo=dt.UTC),
+                "acked": dt.datetime(2026, 11, 1, 22, 30, tzinfo=dt.UTC),
+            },
+        )
+    upgrade(engine)
+    with engine.connect() as connection:
+        delays = connection.execute(
+            text(
+                "SELECT event_to_raised_us, event_to_acknowledged_us, event_to_outcome_us"
+                " FROM alert"
+            )
+        ).one()
+    assert tuple(delays) == (1_000_500, 1_800_000_000, None)
+
+
+def test_sqlite_upgrade_fills_the_delays_of_stored_alerts(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    _alerts_before_delays_are_filled(engine)
+    engine.dispose()
+
+
+def test_postgresql_upgrade_fills_the_delays_of_stored_alerts(scratch_postgres: Engine) -> None:
+    _alerts_before_delays_are_filled(scratch_postgres)
