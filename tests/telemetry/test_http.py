@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import orjson
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 from telemetry_records import fix, status
 
+from tagwatch.access.permissions import get_principal
 from tagwatch.access.principal import Principal
+from tagwatch.app import create_app
+from tagwatch.db.engine import make_engine, make_sessionmaker
+from tagwatch.db.metadata import load_metadata
+from tagwatch.settings import Settings
 from tagwatch.telemetry.models import GpsFix
 
 URL = "/api/v1/telemetry"
@@ -107,3 +113,23 @@ def test_unallocated_devices_are_listed(client: TestClient) -> None:
     client.post(URL, content=orjson.dumps([fix("GPS-H6", 0), fix("GPS-H6", 1)]))
     listed = {e["device_serial"]: e for e in client.get(f"{URL}/unallocated").json()}
     assert listed["GPS-H6"]["fixes"] == 2 and listed["GPS-H6"]["records"] == 2
+
+
+def test_an_http_acknowledgement_is_synced_to_disk_on_sqlite(
+    tmp_path: Path, settings: Settings
+) -> None:
+    """The commit behind an answer syncs SQLite's log (FULL), so a power cut cannot undo it."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'durable.db'}")
+    load_metadata().create_all(engine)
+    levels: list[str] = []
+    event.listen(engine, "begin", lambda conn: levels.append(conn.connection.info["synchronous"]))
+    app = create_app(settings, engine=engine)
+    app.state.sessionmaker = make_sessionmaker(engine, settings)
+    app.dependency_overrides[get_principal] = lambda: gateway("telemetry:ingest")
+    with TestClient(app) as client:
+        levels.clear()
+        answer = client.post(URL, content=orjson.dumps([fix("GPS-D1", 0, seq=1)]))
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["accepted"] == 1
+    assert levels and set(levels) == {"FULL"}
+    engine.dispose()

@@ -16,7 +16,10 @@ READ_ONLY = "read_only"
 # Set while a read-only session opens its transaction, so SQLite begins it DEFERRED.
 _beginning_read_only: ContextVar[bool] = ContextVar("beginning_read_only", default=False)
 # Set around work whose commit must survive a power cut, not only a crash of the process.
-_durable: ContextVar[bool] = ContextVar("durable", default=False)
+# Execution option marking a connection whose transactions sync SQLite's log at commit. An
+# option on the connection, not a context variable: a request's dependency and its route run
+# in different thread-pool contexts.
+DURABLE = "tagwatch_durable"
 
 
 class ReadOnlySessionError(RuntimeError):
@@ -62,7 +65,7 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
         # WAL with synchronous=NORMAL loses no commit when the process dies, but the last ones
         # can roll back after a power cut; durable work syncs the log at commit (FULL). The
         # level cannot change inside a transaction, so it is set here, on every begin.
-        level = "FULL" if _durable.get() else "NORMAL"
+        level = "FULL" if connection.get_execution_options().get(DURABLE) else "NORMAL"
         info = connection.connection.info
         if info.get("synchronous") != level:
             connection.exec_driver_sql(f"PRAGMA synchronous={level}")
@@ -102,12 +105,9 @@ def durable_unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
 
     PostgreSQL's commits already are (`synchronous_commit` on).
     """
-    token = _durable.set(True)
-    try:
-        with unit_of_work(factory) as session:
-            yield session
-    finally:
-        _durable.reset(token)
+    with unit_of_work(factory) as session:
+        session.connection(execution_options={DURABLE: True})  # begins now, synced at commit
+        yield session
 
 
 @contextmanager

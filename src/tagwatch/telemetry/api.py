@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from tagwatch.access.audit import record as audit
 from tagwatch.access.permissions import require
 from tagwatch.access.principal import Principal
-from tagwatch.db.deps import DbSession
+from tagwatch.db.deps import DbSession, DurableSession
 from tagwatch.telemetry import repository, schemas
 from tagwatch.telemetry.service import ingest, replay_quarantined
 from tagwatch.telemetry.sources import items_from_body
@@ -53,7 +53,7 @@ async def _raw_body(request: Request) -> bytes:
 )
 def post_records(
     request: Request,
-    session: DbSession,
+    session: DurableSession,
     body: bytes = Depends(_raw_body),
     principal: Principal = require("telemetry:ingest"),
 ) -> dict[str, Any]:
