@@ -29,8 +29,8 @@ GROUP = {
 RANK = ["GPS", "Alcohol", "Curfew (RF)", "Non-fitted"]
 
 
-def _when(text: str | None) -> dt.datetime | None:
-    return None if text is None else dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+def _when(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 @pytest.fixture
@@ -77,7 +77,10 @@ def test_orders_started_fitted_and_ended_match_a_recount(
     db: Session, cohort: dict[str, Any]
 ) -> None:
     orders = [o for p in cohort["people"] for o in p["orders"]]
-    in_period = lambda day: PERIOD.start <= dt.date.fromisoformat(day) <= PERIOD.end  # noqa: E731
+
+    def in_period(day: str) -> bool:
+        return PERIOD.start <= dt.date.fromisoformat(day) <= PERIOD.end
+
     new_orders = sum(1 for o in orders if in_period(o["start_date"]))
     fittings = sum(
         1

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -81,7 +82,7 @@ class Alert(Base):
     event_at: Mapped[dt.datetime]  # what happened (violation start, fitting deadline)
     received_at: Mapped[dt.datetime]  # the triggering record reached the server
     evaluated_at: Mapped[dt.datetime]  # the rules ran over it
-    raised_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    raised_at: Mapped[dt.datetime] = mapped_column(default=utcnow)  # ix_alert_raised_delays
     notified_at: Mapped[dt.datetime | None]  # first delivery to the officer
     acknowledged_at: Mapped[dt.datetime | None]
     acknowledged_by: Mapped[str | None] = mapped_column(String(120))
@@ -105,6 +106,13 @@ class Alert(Base):
     violation_withdrawn_at: Mapped[dt.datetime | None]
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
+    # Microseconds from the event to each later step, kept as integers so that statistics
+    # aggregate millions of alerts in SQL without reading a timestamp; filled on every flush
+    # (`_fill_delays`), never by hand.
+    event_to_raised_us: Mapped[int | None] = mapped_column(BigInteger)
+    event_to_acknowledged_us: Mapped[int | None] = mapped_column(BigInteger)
+    event_to_outcome_us: Mapped[int | None] = mapped_column(BigInteger)
+
     history: Mapped[list[AlertHistory]] = relationship(
         back_populates="alert", order_by="AlertHistory.id", cascade="all, delete-orphan"
     )
@@ -112,7 +120,41 @@ class Alert(Base):
         back_populates="alert", order_by="AlertNotification.id", cascade="all, delete-orphan"
     )
 
-    __table_args__ = (Index("ix_alert_status_raised", "status", "raised_at"),)
+    __table_args__ = (
+        Index("ix_alert_status_raised", "status", "raised_at"),
+        # By raised time, carrying what statistics read of each alert, so a period's alerts
+        # are read from the index alone, in order, however the rows lie in the table.
+        Index(
+            "ix_alert_raised_delays",
+            "raised_at",
+            "kind",
+            "order_id",
+            "event_to_raised_us",
+            "event_to_acknowledged_us",
+            "event_to_outcome_us",
+        ),
+    )
+
+
+# Delay column -> the step whose time it measures from `event_at`.
+DELAY_STEPS = {
+    "event_to_raised_us": "raised_at",
+    "event_to_acknowledged_us": "acknowledged_at",
+    "event_to_outcome_us": "outcome_at",
+}
+
+
+def microseconds_between(begin: dt.datetime | None, end: dt.datetime | None) -> int | None:
+    if begin is None or end is None:
+        return None
+    return (end - begin) // dt.timedelta(microseconds=1)
+
+
+@event.listens_for(Alert, "before_insert")
+@event.listens_for(Alert, "before_update")
+def _fill_delays(_mapper: Any, _connection: Any, alert: Alert) -> None:
+    for column, step in DELAY_STEPS.items():
+        setattr(alert, column, microseconds_between(alert.event_at, getattr(alert, step)))
 
 
 class AlertHistory(Base):

@@ -1,10 +1,10 @@
 """The per-request database session: one transaction, committed before the response.
 
 `DbSession` is a unit of work, for requests that change data; `DurableSession` one whose
-commit is on disk before the answer (telemetry a device will not resend). `ReadSession` is for pages and
-answers that only read (and audit what they showed): its reads hold no lock, and its audit
-entries are appended in a short transaction of their own once the reads are done
-(`tagwatch.access.audit.reading`). Both finish before the response is sent.
+commit is on disk before the answer (telemetry a device will not resend). `ReadSession` is for
+pages and answers that only read (and audit what they showed): its reads hold no lock, and its
+audit entries are appended in a short transaction of their own once the reads are done
+(`tagwatch.access.audit.reading`). All finish before the response is sent.
 """
 
 from __future__ import annotations

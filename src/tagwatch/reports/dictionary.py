@@ -15,6 +15,11 @@ from tagwatch.db.metadata import load_metadata
 from tagwatch.reports import field_meanings as fm
 
 DOC_PATH = Path(__file__).resolve().parents[3] / "docs" / "data-dictionary.md"
+# Shown with the retention periods wherever they are published.
+RETENTION_NOTE = (
+    "Retention periods are proposed policy, for the data controller to confirm; tagwatch "
+    "does not yet delete anything when a period ends."
+)
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,8 @@ def render_markdown() -> str:
         "religion, health including disability and alcohol readings); criminal offence data",
         "(art. 10: orders, conditions, violations, alerts, crimes); location data is personal",
         "data of high sensitivity.",
+        "",
+        RETENTION_NOTE,
         "",
         "## Tables",
         "",

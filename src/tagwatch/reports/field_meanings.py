@@ -131,6 +131,17 @@ TABLES: dict[str, TableInfo] = {
         LOCATION,
         "Six years, or as long as evidence is held",
     ),
+    "track_hour_box": TableInfo(
+        "Where a device's fixes lay in one hour: a bounding box that lets crime matching read"
+        " only the devices that could have passed a crime (derived from the fixes).",
+        LOCATION,
+        TRAIL_RETENTION,
+    ),
+    "track_box_state": TableInfo(
+        "How far the track boxes have read the stored fixes (derived).",
+        OPERATIONAL,
+        "Kept while in use",
+    ),
     "team": TableInfo("A team of users.", OPERATIONAL, "Kept while in use"),
     "app_user": TableInfo("A user account.", PERSONAL, "Two years after the account is closed"),
     "api_token": TableInfo(
@@ -426,6 +437,9 @@ FIELDS: dict[str, str] = {
     "alert.violation_ended_at": "When the violation ended.",
     "alert.violation_withdrawn_at": "When the violation was withdrawn.",
     "alert.updated_at": "When the alert last changed.",
+    "alert.event_to_raised_us": "Microseconds from the event to the alert being raised.",
+    "alert.event_to_acknowledged_us": "Microseconds from the event to the acknowledgement.",
+    "alert.event_to_outcome_us": "Microseconds from the event to the outcome being recorded.",
     "alert_history.alert_id": "The alert.",
     "alert_history.at": "When the change was made.",
     "alert_history.actor": "Who made it (a username, or system).",
@@ -537,6 +551,19 @@ FIELDS: dict[str, str] = {
     "crime_match_position.longitude": "Longitude (WGS84).",
     "crime_match_position.accuracy_m": "Accuracy in metres.",
     "crime_match_position.distance_m": "Distance from the crime in metres.",
+    "track_hour_box.device_serial": "The device whose fixes the box holds.",
+    "track_hour_box.hour_ms": "Start of the hour (epoch ms, UTC); the box also holds the fixes"
+    " of the reach after the hour's end.",
+    "track_hour_box.min_x": "Least easting of the fixes (metres, British National Grid).",
+    "track_hour_box.min_y": "Least northing of the fixes (metres, British National Grid).",
+    "track_hour_box.max_x": "Greatest easting of the fixes (metres, British National Grid).",
+    "track_hour_box.max_y": "Greatest northing of the fixes (metres, British National Grid).",
+    "track_box_state.id": "Always 1: the state is one row.",
+    "track_box_state.max_record_id": "Every stored fix with an id up to this is in the boxes.",
+    "track_box_state.pending_record_id": "PostgreSQL: the last fix id handed out when the"
+    " boxes were last refreshed.",
+    "track_box_state.pending_xids": "PostgreSQL: the transactions writing at that refresh;"
+    " once all have ended, the boxes hold every fix up to that id.",
     # access
     "team.name": "Team name.",
     "team.delivery_unit_code": "The team's delivery unit.",

@@ -57,7 +57,8 @@ def statistics_page(
         period = default
     published = params.get("published") == "1" and principal.has("report:publish")
     choices = {b.key: b.heading for b in breakdowns({}, {})}
-    by = params.get("by") if params.get("by") in choices else "region"
+    by = params.get("by") or ""
+    by = by if by in choices else "region"
     publication = service.statistics(session, period, published=published)
     letter = "abcdefghijklmnopqrstuvwxyz"[list(choices).index(by)]
     shown = [t for t in publication.tables if t.key.endswith(letter)]
@@ -201,5 +202,9 @@ def data_dictionary_page(
     return render(
         request,
         "reports/dictionary.html",
-        {"title": "Data dictionary", "tables": dictionary.entries()},
+        {
+            "title": "Data dictionary",
+            "tables": dictionary.entries(),
+            "retention_note": dictionary.RETENTION_NOTE,
+        },
     )

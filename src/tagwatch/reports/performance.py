@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 from sqlalchemy.orm import Session
 
 from tagwatch.reports import repository
@@ -14,14 +16,18 @@ if TYPE_CHECKING:
     from tagwatch.reports.statistics import Period
 
 NOT_YET_AVAILABLE = "not yet available"
-# Stage name -> position of its seconds in a row of repository.alerts_raised.
-ALERT_PATH = {"violation_to_alert": 2, "violation_to_acknowledgement": 3, "violation_to_outcome": 4}
+# Stage name -> the alert's stored delay from the violation (alerts.models.DELAY_STEPS).
+ALERT_PATH = {
+    "violation_to_alert": "event_to_raised_us",
+    "violation_to_acknowledgement": "event_to_acknowledged_us",
+    "violation_to_outcome": "event_to_outcome_us",
+}
 
 
-def _percentiles(seconds: list[float]) -> dict[str, Any]:
-    if not seconds:
+def _percentiles(seconds: Sequence[float] | npt.NDArray[np.float64]) -> dict[str, Any]:
+    if not len(seconds):
         return {"count": 0, "median_seconds": None, "p95_seconds": None}
-    p50, p95 = np.percentile(np.asarray(seconds), [50, 95])
+    p50, p95 = np.percentile(np.asarray(seconds, dtype=np.float64), [50, 95])
     return {
         "count": len(seconds),
         "median_seconds": round(float(p50), 1),
@@ -43,15 +49,13 @@ def data_request_turnaround(session: Session, period: Period) -> str | dict[str,
 
 
 def service_performance(
-    session: Session, period: Period, alerts: list[tuple[Any, ...]]
+    session: Session, period: Period, alerts: repository.RaisedAlerts
 ) -> dict[str, Any]:
-    """`alerts` are the period's rows from repository.alerts_raised."""
+    """`alerts` are those raised in the period (repository.alerts_raised)."""
     opens, closes = period.opens, period.closes
-    about_violations = [row for row in alerts if row[1]]
     return {
         "alert_path": {
-            stage: _percentiles([row[at] for row in about_violations if row[at] is not None])
-            for stage, at in ALERT_PATH.items()
+            stage: _percentiles(alerts.delays[delay] / 1e6) for stage, delay in ALERT_PATH.items()
         },
         "alerts_without_outcome_past_deadline": repository.alerts_overdue(session, closes),
         "orders_awaiting_fitting_past_deadline": repository.orders_awaiting_fitting_overdue(

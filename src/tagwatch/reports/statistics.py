@@ -1,19 +1,21 @@
 """The tables of a statistics publication on electronic monitoring, for a period.
 
-Facts are read once (people, orders, allocations, and violation and alert counts grouped by
-order in SQL); every table is then a pivot of per-order records by one breakdown, so all
-tables count the same facts the same way. Definitions are in docs/statistics.md and on the
+Facts are read once (people, orders and allocations whole; violations and alerts of the
+period as integer arrays, see repository.integer_arrays, counted per order with NumPy); every
+table is then a pivot of per-order records by one breakdown, so all tables count the same
+facts the same way. Definitions are in docs/statistics.md and on the
 notes sheet of the spreadsheet.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from sqlalchemy.orm import Session
 
 from tagwatch.cases.validation import DISABILITY, ORDER_TYPES, SEX
@@ -33,6 +35,7 @@ DEVICE_GROUPS = {
 }
 DEVICE_PRECEDENCE = ("GPS", "Alcohol", "Curfew (RF)", "Non-fitted")
 END_OUTCOMES = {"completed": "Completed", "revoked": "Revoked", "expired": "Expired"}
+# Violations are grouped by the part of their rule id before the first dot (others: "Other").
 VIOLATION_GROUPS = {
     "curfew": "Curfew",
     "zone": "Zones",
@@ -66,10 +69,6 @@ NATIONALITY_GROUPS = ("British", "Other", "Not recorded")
 
 def _code_label(code: str) -> str:
     return code.replace("_", " ").capitalize()
-
-
-def violation_group(rule_id: str) -> str:
-    return VIOLATION_GROUPS.get(rule_id.split(".")[0], "Other")
 
 
 def age_band(date_of_birth: dt.date, on: dt.date) -> str:
@@ -336,8 +335,10 @@ def _union_days(intervals: Iterable[tuple[dt.datetime, dt.datetime]]) -> float:
 
 
 def collect(
-    session: Session, period: Period, alerts: list[tuple[Any, ...]]
+    session: Session, period: Period, alerts: repository.RaisedAlerts
 ) -> tuple[Records, dict[int, Any], dict[int, Any]]:
+    """Per-order records of every measure, and the orders and people they are about;
+    `alerts` are those raised in the period (repository.alerts_raised)."""
     opens, closes = period.opens, period.closes
     orders = repository.orders(session)
     people = repository.people(session)
@@ -375,10 +376,13 @@ def collect(
             and period.start <= o.end_date <= period.end
         ):
             records["ended"].append((o.id, END_OUTCOMES[o.end_reason], 1))
-    for violated, rule_id, count in repository.violation_counts(session, opens, closes):
+    prefixes = list(VIOLATION_GROUPS)
+    groups = [*VIOLATION_GROUPS.values(), "Other"]
+    for violated, group, count in repository.violation_counts(session, opens, closes, prefixes):
         if violated in orders:
-            records["violations"].append((violated, violation_group(rule_id), count))
-    for order_id, count in Counter(row[0] for row in alerts).items():
+            records["violations"].append((violated, groups[group], count))
+    alerted, counts = np.unique(alerts.order_ids, return_counts=True)
+    for order_id, count in zip(alerted.tolist(), counts.tolist(), strict=True):
         if order_id in orders:
             records["alerts"].append((order_id, "Alerts", count))
     # One record per order and column keeps the pivots short.
