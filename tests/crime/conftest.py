@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import itertools
-import sys
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from types import ModuleType
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 from crime_scene import T0, gps_fixes
 from sqlalchemy.orm import Session
 
+import browser_harness
 from case_builders import allocate
 from tagwatch.cases.models import Allocation, Device
 
@@ -55,47 +51,6 @@ def add_fixes(db: Session) -> Callable[..., list[int]]:
     return build
 
 
-# --- the browser harness of tests/web (live server, Chromium, axe), on a schema of its own -----
+# --- the browser harness of tests/web, on a server and schema of its own ----------------------
 
-
-def _browser_harness() -> ModuleType:
-    path = Path(__file__).resolve().parent.parent / "web" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("crime_browser_harness", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    # A PostgreSQL run gives the crime journey its own schema, apart from the portal's.
-    module.BROWSER_SCHEMA = "tw_crime_browser"
-    return module
-
-
-_harness = _browser_harness()
-server_engine = _harness.server_engine
-server_sessions = _harness.server_sessions
-server_settings = _harness.server_settings
-live_server = _harness.live_server
-page = _harness.page
-sign_in = _harness.sign_in
-assert_accessible = _harness.assert_accessible
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    """Chromium for this directory's journeys, closed when their module ends.
-
-    Only one sync Playwright may run in a thread at a time, so this one must be gone before
-    tests/web starts its own for the rest of the session (pytest runs tests/crime first).
-    """
-    if not _harness.CHROMIUM.exists():
-        pytest.skip(f"{_harness.CHROMIUM} is missing")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(_harness.CHROMIUM), args=_harness.CHROMIUM_ARGS
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
+_harness = browser_harness.install(globals(), "tw_crime_browser")

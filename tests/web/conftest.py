@@ -109,8 +109,10 @@ def live_server(server_settings: Settings, server_engine: Engine) -> Iterator[st
         sock.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
+    """Chromium for one test module: only one sync Playwright may run in a thread at a time,
+    and other folders' journeys (tests/browser_harness.py) start their own."""
     if not CHROMIUM.exists():
         print(f"browser tests skipped: {CHROMIUM} is missing (apt-get install chromium)")
         pytest.skip(f"{CHROMIUM} is missing")
