@@ -8,7 +8,8 @@ hides; seeing a match's track (location data) and asking where a person was are 
 from __future__ import annotations
 
 import math
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, HTTPException, Request
@@ -294,24 +295,7 @@ def batch_crimes(
     session: DbSession,
     principal: Principal = require("crime:read"),
 ) -> Response:
-    batch = _batch_or_404(session, principal, batch_id)
-    page = _page_number(request)
-    found = service.batch_crimes(
-        session, batch_id, principal, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
-    )
-    return _batch_page(
-        request,
-        session,
-        principal,
-        batch,
-        "crimes",
-        {
-            "crimes": found,
-            "pagination": _pagination(
-                f"/crime/batches/{batch_id}/crimes", {}, page, found.total, PAGE_SIZE
-            ),
-        },
-    )
+    return _listing_tab(request, session, principal, batch_id, "crimes", service.batch_crimes)
 
 
 @router.get("/batches/{batch_id}/errors", response_class=HTMLResponse)
@@ -321,22 +305,40 @@ def batch_errors(
     session: DbSession,
     principal: Principal = require("crime:read"),
 ) -> Response:
+    return _listing_tab(
+        request,
+        session,
+        principal,
+        batch_id,
+        "errors",
+        service.batch_row_errors,
+        key="row_errors",
+    )
+
+
+def _listing_tab(
+    request: Request,
+    session: DbSession,
+    principal: Principal,
+    batch_id: int,
+    tab: str,
+    fetch: Callable[..., Any],
+    key: str | None = None,
+) -> Response:
+    """A batch tab that lists one page of rows (`fetch` answers with `.total`)."""
     batch = _batch_or_404(session, principal, batch_id)
     page = _page_number(request)
-    found = service.batch_row_errors(
-        session, batch_id, principal, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
-    )
+    found = fetch(session, batch_id, principal, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
     return _batch_page(
         request,
         session,
         principal,
         batch,
-        "errors",
+        tab,
         {
-            "tab_title": "Errors",
-            "row_errors": found,
+            key or tab: found,
             "pagination": _pagination(
-                f"/crime/batches/{batch_id}/errors", {}, page, found.total, PAGE_SIZE
+                f"/crime/batches/{batch_id}/{tab}", {}, page, found.total, PAGE_SIZE
             ),
         },
     )
