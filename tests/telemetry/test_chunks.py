@@ -53,9 +53,11 @@ def stored_rows(db: Session) -> tuple[int, int, int]:
     )
 
 
-@pytest.mark.parametrize("chunk", [1, 2, 3, 100])
+@pytest.mark.parametrize(
+    ("chunk", "reader_process"), [(1, False), (2, False), (3, False), (100, False), (3, True)]
+)
 def test_chunks_answer_as_one_batch_and_as_http(
-    db: Session, settings: Settings, tmp_path: Path, chunk: int
+    db: Session, settings: Settings, tmp_path: Path, chunk: int, reader_process: bool
 ) -> None:
     path = tmp_path / "feed.ndjson"
     path.write_bytes(body())
@@ -66,7 +68,7 @@ def test_chunks_answer_as_one_batch_and_as_http(
     whole_rows = stored_rows(db)
     nested.rollback()
 
-    chunked = store_file(db, path, settings=settings, chunk=chunk)
+    chunked = store_file(db, path, settings=settings, chunk=chunk, reader_process=reader_process)
     assert answer(chunked) == answer(whole)
     assert chunked.counts() == {
         "received": 10,
@@ -87,5 +89,5 @@ def test_chunks_answer_as_one_batch_and_as_http(
     ]
     assert chunked.rejections[1].errors[0].reason.startswith("is not valid JSON")
     assert stored_rows(db) == whole_rows == (3, 1, 3)
-    again = store_file(db, path, settings=settings, chunk=chunk)
+    again = store_file(db, path, settings=settings, chunk=chunk, reader_process=reader_process)
     assert (again.accepted, again.duplicate, again.rejected) == (0, 7, 3)

@@ -7,12 +7,13 @@ import itertools
 from typing import Any
 
 import numpy as np
+import orjson
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from telemetry_records import T0_MS, fix, status
+from telemetry_records import NOW, T0_MS, fix, status
 from test_pipeline import send
 
 from tagwatch.settings import Settings
@@ -20,6 +21,8 @@ from tagwatch.telemetry import repository
 from tagwatch.telemetry.allocations import NONE, AllocationIndex
 from tagwatch.telemetry.models import DeviceEvent, GpsFix
 from tagwatch.telemetry.plausibility import TrackPoint, judge_chain
+from tagwatch.telemetry.service import ingest
+from tagwatch.telemetry.sources import items_from_body
 from tagwatch.telemetry.store import Windows
 
 PER_EXAMPLE = hypothesis_settings(
@@ -171,3 +174,42 @@ def test_per_allocation_reads_answer_each_allocation_across_many_queries(
     assert before[first.id] == repository.RecordsBefore(
         T0_MS + 7 * minute + minute // 2, T0_MS + 7 * minute, rf_id
     )
+
+
+def test_a_batch_partly_stored_before_answers_for_its_new_records_only(
+    db: Session, settings: Settings, make_allocation: Any
+) -> None:
+    """The records stored new are told apart from those stored before, wherever they sit in
+    the batch: each new one's allocation and verdict, and only theirs, are in the answer."""
+    make_allocation("GPS-P1")
+    before = [fix("GPS-P1", m, seq=m) for m in range(0, 10, 2)]
+    send(db, settings, before)
+    new = [
+        fix("GPS-P1", 1, seq=1),  # late, between stored fixes
+        fix("GPS-P2", 3, seq=3, lat=0.0, lon=0.0),  # no allocation, impossible place
+        {**status("GPS-P1", 5), "seq": 11},
+        {**status("GPS-P1", 6), "seq": 4},  # a stored fix's sequence number: a duplicate
+    ]
+    mixed = [record for pair in itertools.zip_longest(before, new) for record in pair if record]
+    result = ingest(
+        db,
+        items_from_body(b"\n".join(orjson.dumps(r) for r in mixed)),
+        channel="http",
+        origin="test",
+        settings=settings,
+        received_at=NOW,
+        detail=True,
+    )
+    assert result.counts() == {
+        "received": 9,
+        "accepted": 3,
+        "duplicate": 6,
+        "rejected": 0,
+        "unallocated": 1,
+        "implausible": 1,
+    }
+    assert result.stored == {
+        "GPS-P1|1": (False, False),
+        "GPS-P2|3": (True, True),
+        "GPS-P1|11": (False, False),
+    }

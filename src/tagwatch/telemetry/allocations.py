@@ -42,10 +42,20 @@ class AllocationIndex:
         return allocation_id if t_ms < end else None
 
     def find_many(self, serials: Sequence[str], t_ms: NDArray[np.int64]) -> NDArray[np.int64]:
-        """`find` for many records at once (NONE where no allocation covers one): records are
-        sorted by device and each device's block is matched with one binary search."""
-        index = {serial: slot for slot, serial in enumerate(self._spans)}
-        codes = np.array([index.get(serial, -1) for serial in serials], dtype=np.int64)
+        """`find` for many records at once (NONE where no allocation covers one)."""
+        distinct: dict[str, int] = {}
+        codes = np.array([distinct.setdefault(s, len(distinct)) for s in serials], np.int64)
+        return self.find_coded(list(distinct), codes, t_ms)
+
+    def find_coded(
+        self, serials: Sequence[str], device: NDArray[np.int64], t_ms: NDArray[np.int64]
+    ) -> NDArray[np.int64]:
+        """`find_many` for records whose device is given as an index into `serials`: the
+        records are grouped by device and each device's group is matched with one binary
+        search over its spans."""
+        slot = {serial: index for index, serial in enumerate(self._spans)}
+        to_slot = np.array([slot.get(serial, -1) for serial in serials], dtype=np.int64)
+        codes = to_slot[device] if device.shape[0] else device
         found = np.full(codes.shape[0], NONE, dtype=np.int64)
         if not codes.shape[0]:
             return found

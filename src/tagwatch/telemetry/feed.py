@@ -64,11 +64,7 @@ class Fix(NamedTuple):
     @property
     def coordinate_problem(self) -> str | None:
         """Why the coordinates cannot be a real position, or None when they can."""
-        if not (-90.0 <= self.lat <= 90.0 and -180.0 <= self.lon <= 180.0):
-            return "impossible coordinates: outside -90..90, -180..180"
-        if self.lat == 0.0 and self.lon == 0.0:
-            return "impossible coordinates: 0,0 (no position)"
-        return None
+        return coordinate_problem(self.lat, self.lon)
 
 
 class Event(NamedTuple):
@@ -88,6 +84,15 @@ class Event(NamedTuple):
 
 Record = Fix | Event
 Parsed = Record | list[FieldError]
+
+
+def coordinate_problem(lat: float, lon: float) -> str | None:
+    """Why coordinates cannot be a real position, or None when they can."""
+    if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
+        return "impossible coordinates: outside -90..90, -180..180"
+    if lat == 0.0 and lon == 0.0:
+        return "impossible coordinates: 0,0 (no position)"
+    return None
 
 
 def dedupe_key(device: str, record_type: str, t_ms: int, seq: int | None) -> str:
@@ -252,26 +257,22 @@ _known_serials: dict[str, bool] = {}
 _minute_ms: dict[str, int] = {}
 
 
-def _second_offsets() -> dict[str, int]:
-    """`:SS` + optional fraction (1-3 digits) + `Z` -> milliseconds into the minute."""
-    table: dict[str, int] = {}
-    for second in range(60):
-        table[f":{second:02d}Z"] = second * 1000
-        for digits in (1, 2, 3):
-            for fraction in range(10**digits):
-                text = f"{fraction:0{digits}d}"
-                table[f":{second:02d}.{text}Z"] = second * 1000 + int((text + "00")[:3])
-    return table
-
-
-_SECOND_MS: Final = _second_offsets()
+# `:SS` -> milliseconds into the minute; then `Z` or `.f{1,3}Z` -> milliseconds more.
+_SECOND_MS: Final = {f":{second:02d}": second * 1000 for second in range(60)}
+_FRACTION_MS: Final = {"Z": 0} | {
+    f".{fraction:0{digits}d}Z": int(f"{fraction:0{digits}d}".ljust(3, "0"))
+    for digits in (1, 2, 3)
+    for fraction in range(10**digits)
+}
 
 
 def _fast_time_ms(value: str) -> int | None:
-    """Epoch ms of `YYYY-MM-DDTHH:MM:SS[.f{1,3}]Z` through two table look-ups, else None."""
-    offset = _SECOND_MS.get(value[16:])
-    if offset is None:
+    """Epoch ms of `YYYY-MM-DDTHH:MM:SS[.f{1,3}]Z` through table look-ups, else None."""
+    second = _SECOND_MS.get(value[16:19])
+    fraction = _FRACTION_MS.get(value[19:])
+    if second is None or fraction is None:
         return None
+    offset = second + fraction
     minute = _minute_ms.get(value[:16])
     if minute is None:
         try:
@@ -311,14 +312,15 @@ def _fast_fix(obj: dict[str, Any]) -> Fix | None:
         return None
     if device not in _known_serials and not _learn_serial(device):
         return None
-    offset = _SECOND_MS.get(stamp[16:])
+    second = _SECOND_MS.get(stamp[16:19])
+    fraction = _FRACTION_MS.get(stamp[19:])
     minute = _minute_ms.get(stamp[:16])
-    if offset is None or minute is None:
+    if second is None or fraction is None or minute is None:
         t_ms = _fast_time_ms(stamp)
         if t_ms is None:
             return None
     else:
-        t_ms = minute + offset
+        t_ms = minute + second + fraction
     return Fix(device, t_ms, seq, None, lat, lon, float(accuracy), source, None)
 
 

@@ -20,7 +20,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from tagwatch.telemetry.feed import Fix, format_time_ms
+from tagwatch.telemetry.feed import coordinate_problem, format_time_ms
 
 EARTH_RADIUS_M = 6_371_008.8
 SPEED_PREFIX = "speed:"
@@ -35,13 +35,15 @@ class TrackPoint(NamedTuple):
     lon: float
 
 
-def static_problem(fix: Fix, received_ms: int, clock_skew_ms: int) -> str | None:
-    """Why the fix is implausible whatever its neighbours, or None."""
-    problem = fix.coordinate_problem
+def static_problem(
+    lat: float, lon: float, t_ms: int, received_ms: int, clock_skew_ms: int
+) -> str | None:
+    """Why a fix is implausible whatever its neighbours, or None."""
+    problem = coordinate_problem(lat, lon)
     if problem is not None:
         return problem
-    if fix.t_ms > received_ms + clock_skew_ms:
-        ahead = (fix.t_ms - received_ms) / 1000
+    if t_ms > received_ms + clock_skew_ms:
+        ahead = (t_ms - received_ms) / 1000
         return f"future: observed {ahead:.0f} s after it was received"
     return None
 
@@ -116,9 +118,9 @@ def judge_devices(
 ) -> tuple[dict[str, list[str | None]], dict[str, TrackPoint | None]]:
     """`judge_chain` for many devices; vectorised for the usual case of no violation.
 
-    Each track is sorted. A device whose track has no step over the limit when
-    every point is assumed plausible is all plausible (that assumption is then true); the
-    rest are judged one step at a time.
+    Each track is sorted. Every step is first judged as if every point were plausible; up to
+    a device's first step over the limit that assumption holds, so its points before that
+    step are plausible, and only the rest of its track is judged one step at a time.
     """
     devices = [device for device, points in tracks.items() if points]
     verdicts: dict[str, list[str | None]] = {}
@@ -131,10 +133,11 @@ def judge_devices(
     to_lat: list[float] = []
     to_lon: list[float] = []
     to_t: list[int] = []
+    to_point: list[int] = []  # the step's destination: its index in its device's track
     owner: list[int] = []
     for index, device in enumerate(devices):
         prev = starts.get(device)
-        for point in tracks[device]:
+        for position, point in enumerate(tracks[device]):
             if prev is not None:
                 from_lat.append(prev.lat)
                 from_lon.append(prev.lon)
@@ -142,20 +145,25 @@ def judge_devices(
                 to_lat.append(point.lat)
                 to_lon.append(point.lon)
                 to_t.append(point.t_ms)
+                to_point.append(position)
                 owner.append(index)
             prev = point
-    flagged: set[int] = set()
+    first_flagged: dict[int, int] = {}  # device index -> its first step over the limit
     if owner:
         dist = distance_m(
             np.array(from_lat), np.array(from_lon), np.array(to_lat), np.array(to_lon)
         )
         dt_ms = np.array(to_t, dtype=np.int64) - np.array(from_t, dtype=np.int64)
-        too_fast = _too_fast(dist, dt_ms, max_speed_mps)
-        flagged = {int(i) for i in np.unique(np.array(owner)[too_fast])}
+        for step in np.flatnonzero(_too_fast(dist, dt_ms, max_speed_mps)).tolist():
+            first_flagged.setdefault(owner[step], to_point[step])
     for index, device in enumerate(devices):
         points = tracks[device]
-        if index in flagged:
-            verdicts[device], lasts[device] = judge_chain(starts.get(device), points, max_speed_mps)
-        else:
+        cut = first_flagged.get(index)
+        if cut is None:
             verdicts[device], lasts[device] = [None] * len(points), points[-1]
+            continue
+        before = starts.get(device) if cut == 0 else points[cut - 1]
+        plausible: list[str | None] = [None] * cut
+        rest, lasts[device] = judge_chain(before, points[cut:], max_speed_mps)
+        verdicts[device] = plausible + rest
     return verdicts, lasts

@@ -5,23 +5,22 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
-from itertools import chain
+from itertools import chain, groupby
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
 from numpy.typing import NDArray
 from sqlalchemy import bindparam, func, insert, or_, select, text, update
-from sqlalchemy import column as sql_column
-from sqlalchemy import table as sql_table
 from sqlalchemy.orm import Session
 
 from tagwatch.cases.models import Allocation, Device
+from tagwatch.telemetry.allocations import NONE
+from tagwatch.telemetry.columns import STAGING_TABLES, Records
 from tagwatch.telemetry.epoch import from_ms, to_ms
 from tagwatch.telemetry.models import DeviceEvent as DeviceEventRow
 from tagwatch.telemetry.models import (
-    DeviceTrack,
     GpsFix,
     IngestBatch,
     QuarantinedRecord,
@@ -253,7 +252,7 @@ def load_fixes_from(session: Session, starts: Mapping[int, int], end_ms: int) ->
         " WHERE f.implausible_reason IS NULL"
     )
     blocks = [
-        np.asarray(rows, dtype=np.float64).reshape(-1, 6)
+        np.fromiter(chain.from_iterable(rows), np.float64, len(rows) * 6).reshape(-1, 6)
         for rows in _per_allocation(session, sql, starts, [end_ms])
         if rows
     ]
@@ -282,21 +281,17 @@ def load_events_from(
     sql = (
         "SELECT e.id, e.allocation_id, e.type, e.t_ms, e.payload FROM w"
         " JOIN device_event e ON e.allocation_id = w.a AND e.t_ms >= w.t AND e.t_ms <= {p}"
+        " ORDER BY e.allocation_id, e.t_ms, e.id"
     )
     found: dict[int, list[EventRow]] = {}
-    make = EventRow._make
     for rows in _per_allocation(session, sql, starts, [end_ms]):
-        for record_id, allocation_id, kind, t_ms, payload in rows:
-            found.setdefault(allocation_id, []).append(
-                make((record_id, allocation_id, kind, t_ms, _json(payload)))
-            )
-    for events in found.values():
-        events.sort(key=_event_order)
+        # Each allocation's rows arrive together, in order, within one query's rows.
+        for allocation_id, group in groupby(rows, key=itemgetter(1)):
+            found[allocation_id] = [
+                EventRow(record_id, allocation_id, kind, t_ms, _json(payload))
+                for record_id, _allocation_id, kind, t_ms, payload in group
+            ]
     return found
-
-
-def _event_order(event: EventRow) -> tuple[int, int]:
-    return (event.t_ms, event.record_id)
 
 
 def events_by_id(session: Session, record_ids: Collection[int]) -> list[EventRow]:
@@ -546,16 +541,19 @@ def tune_for_bulk(session: Session) -> None:
 
 
 def insert_batch(session: Session, *, channel: str, origin: str, received_at: dt.datetime) -> int:
+    # On the table, not the ORM entity: a plain INSERT .. RETURNING compiles in a fraction.
+    batches: Any = IngestBatch.__table__
     statement = (
-        insert(IngestBatch)
+        insert(batches)
         .values(channel=channel, origin=origin[:300], received_at=received_at)
-        .returning(IngestBatch.id)
+        .returning(batches.c.id)
     )
     return int(session.execute(statement).scalar_one())
 
 
 def finish_batch(session: Session, batch_id: int, counts: dict[str, int]) -> None:
-    session.execute(update(IngestBatch).where(IngestBatch.id == batch_id).values(**counts))
+    batches: Any = IngestBatch.__table__
+    session.execute(update(batches).where(batches.c.id == batch_id).values(**counts))
 
 
 def insert_quarantined(session: Session, rows: list[dict[str, Any]]) -> list[int]:
@@ -568,64 +566,176 @@ def insert_quarantined(session: Session, rows: list[dict[str, Any]]) -> list[int
     return [int(row_id) for row_id in session.execute(statement, rows).scalars()]
 
 
-def insert_or_ignore(session: Session, table_name: str, rows: list[tuple[Any, ...]]) -> int:
-    """Insert rows (in FIX_COLUMNS or EVENT_COLUMNS order), skipping any whose dedupe key is
-    stored already; the number inserted. Runs on the DBAPI cursor: this is the hot path."""
-    if not rows:
-        return 0
+def stages_images(session: Session) -> bool:
+    """Whether the store takes a batch's staging rows as a SQLite image (`stage_image`)."""
+    return bool(session.connection().dialect.name == "sqlite")
+
+
+def stage_image(session: Session, image: bytes) -> None:
+    """SQLite: load a batch's staging tables (`columns.staging_image`) into the connection's
+    `tw_incoming` schema, an attached in-memory database: one memory copy for the batch."""
+    fairy: Any = session.connection().connection
+    dbapi: Any = fairy.dbapi_connection
+    if not fairy.info.get(_STAGING_SCHEMA):
+        dbapi.execute(f"ATTACH DATABASE ':memory:' AS {_STAGING_SCHEMA}")
+        fairy.info[_STAGING_SCHEMA] = True
+    dbapi.deserialize(image, name=_STAGING_SCHEMA)
+
+
+def insert_staged(
+    session: Session,
+    table_name: str,
+    records: Records,
+    allocation_id: NDArray[np.int64],
+    reasons: Mapping[int, str],
+    *,
+    batch_id: int,
+    now_ms: int,
+) -> NDArray[np.bool_] | None:
+    """Insert the table's staged records (insert-or-ignore on the dedupe key, and a sequenced
+    record whose key the other record table holds is a duplicate too), with their derived
+    columns: the allocation of each (NONE for none) and the implausibility of some, by
+    position. Which records were stored new; None when all were. Runs on the DBAPI cursor,
+    in one statement over the staged rows: this is the hot path."""
+    if table_name not in _TABLES:
+        raise ValueError(f"not a record table: {table_name}")
+    n = len(records)
+    if n == 0:
+        return None
     connection = session.connection()
     dbapi: Any = connection.connection.dbapi_connection
+    if connection.dialect.name == "postgresql":
+        return _insert_staged_postgresql(
+            session, dbapi, table_name, records, allocation_id.tolist(), reasons, batch_id, now_ms
+        )
     cursor = dbapi.cursor()
     try:
-        if connection.dialect.name == "postgresql":
-            return _copy_then_insert(cursor, table_name, rows)
-        cursor.executemany(_insert_or_ignore_sql("sqlite", table_name), rows)
-        return int(cursor.rowcount)
+        cursor.execute(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS tw_derived"
+            " (pos INTEGER PRIMARY KEY, allocation_id INTEGER, reason TEXT)"
+        )
+        cursor.execute("DELETE FROM temp.tw_derived")
+        cursor.execute(
+            "INSERT INTO temp.tw_derived (pos, allocation_id)"
+            f" SELECT key, NULLIF(value, {NONE}) FROM json_each(?)",
+            (orjson.dumps(np.ascontiguousarray(allocation_id), option=orjson.OPT_SERIALIZE_NUMPY),),
+        )
+        if reasons:
+            cursor.executemany(
+                "UPDATE temp.tw_derived SET reason = ? WHERE pos = ?",
+                [(reason, pos) for pos, reason in reasons.items()],
+            )
+        cursor.execute(f"SELECT coalesce(max(id), 0) + 1 FROM main.{table_name}")
+        first_id = int(cursor.fetchone()[0])
+        # Each row's id is first_id + its position, so the positions stored new read back.
+        cursor.execute(
+            _STAGED_SQLITE[table_name],
+            {"first_id": first_id, "now_ms": now_ms, "batch_id": batch_id},
+        )
+        if cursor.rowcount == n:
+            return None
+        cursor.execute(f"SELECT id - ? FROM main.{table_name} WHERE id >= ?", (first_id, first_id))
+        stored = np.zeros(n, dtype=bool)
+        stored[np.fromiter((row[0] for row in cursor.fetchall()), np.int64)] = True
+        return stored
     finally:
         cursor.close()
 
 
-def _copy_then_insert(cursor: Any, table_name: str, rows: list[tuple[Any, ...]]) -> int:
-    """PostgreSQL: COPY the rows into a temporary table, then insert-or-ignore from it in one
-    statement (several times faster than a statement per row)."""
-    columns = FIX_COLUMNS if table_name == "gps_fix" else EVENT_COLUMNS
-    incoming = f"incoming_{table_name}"
-    names = ", ".join(columns)
-    # Created from a query, it has the columns' types but none of their constraints.
-    cursor.execute(
-        f"CREATE TEMPORARY TABLE IF NOT EXISTS {incoming} ON COMMIT DELETE ROWS"
-        f" AS SELECT {names} FROM {table_name} WITH NO DATA"
-    )
-    cursor.execute(f"TRUNCATE {incoming}")
-    with cursor.copy(f"COPY {incoming} ({names}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
-    cursor.execute(_insert_or_ignore_sql("postgresql", table_name))
-    return int(cursor.rowcount)
+def _insert_staged_postgresql(
+    session: Session,
+    dbapi: Any,
+    table_name: str,
+    records: Records,
+    owners: list[int],
+    reasons: Mapping[int, str],
+    batch_id: int,
+    now_ms: int,
+) -> NDArray[np.bool_] | None:
+    """COPY the staged rows into a temporary table, then insert-or-ignore from it in one
+    statement joined with the derived columns (several times faster than row by row)."""
+    if records.rows is None:
+        raise ValueError("the batch was prepared as a SQLite image: prepare it with image=False")
+    staging = STAGING_TABLES[table_name]
+    incoming = f"tw_incoming_{table_name}"
+    with dbapi.cursor() as cursor:
+        # Created from a query, it has the columns' types but none of their constraints.
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {incoming} ON COMMIT DELETE ROWS AS"
+            f" SELECT 0::bigint AS pos, {', '.join(staging[1:])} FROM {table_name}"
+            " WITH NO DATA"
+        )
+        cursor.execute(f"TRUNCATE {incoming}")
+        with cursor.copy(f"COPY {incoming} ({', '.join(staging)}) FROM STDIN") as copy:
+            for row in records.rows:
+                copy.write_row(row)
+        cursor.execute(
+            _STAGED_POSTGRESQL[table_name],
+            {
+                "owners": owners,
+                "reason_pos": list(reasons),
+                "reasons": list(reasons.values()),
+                "now_ms": now_ms,
+                "batch_id": batch_id,
+            },
+        )
+        inserted = int(cursor.rowcount)
+    if inserted == len(records):
+        return None
+    present = keys_present(session, table_name, records.keys)
+    return np.array([present.get(key) == batch_id for key in records.keys], dtype=bool)
 
 
-@cache
-def _insert_or_ignore_sql(dialect_name: str, table_name: str) -> str:
-    """`INSERT .. ON CONFLICT (dedupe_key) DO NOTHING` from the dialect's insert construct,
-    rendered once: with positional parameters on SQLite, from the COPY table on PostgreSQL."""
-    table = _TABLES[table_name]
-    columns = list(FIX_COLUMNS if table_name == "gps_fix" else EVENT_COLUMNS)
+_STAGING_SCHEMA = "tw_incoming"
+_OTHER_TABLE = {"gps_fix": "device_event", "device_event": "gps_fix"}
+
+
+def _staged_select(table_name: str, value: dict[str, str]) -> tuple[list[str], list[str]]:
+    """The insert's target columns and, for each, what the SELECT gives it: the staged
+    column `s.<name>` unless `value` says otherwise."""
+    targets = list(FIX_COLUMNS if table_name == "gps_fix" else EVENT_COLUMNS)
+    return targets, [value.get(name, f"s.{name}") for name in targets]
+
+
+def _staged_sql(dialect_name: str, table_name: str) -> str:
+    other = _OTHER_TABLE[table_name]
     if dialect_name == "postgresql":
-        from sqlalchemy.dialects.postgresql import dialect as pg_dialect
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
+        source = (
+            f"tw_incoming_{table_name} s"
+            " JOIN unnest(%(owners)s::bigint[]) WITH ORDINALITY AS d(allocation_id, n)"
+            " ON d.n = s.pos + 1"
+            " LEFT JOIN unnest(%(reason_pos)s::bigint[], %(reasons)s::text[]) AS r(pos, reason)"
+            " ON r.pos = s.pos"
+        )
+        value = {
+            "allocation_id": f"NULLIF(d.allocation_id, {NONE})",
+            "implausible_reason": "r.reason",
+            "received_ms": "coalesce(s.received_ms, %(now_ms)s)",
+            "batch_id": "%(batch_id)s",
+        }
+        targets, values = _staged_select(table_name, value)
+        target, other_table = table_name, other
+    else:
+        source = f"{_STAGING_SCHEMA}.{table_name} s JOIN temp.tw_derived d ON d.pos = s.pos"
+        value = {
+            "allocation_id": "d.allocation_id",
+            "implausible_reason": "d.reason",
+            "received_ms": "coalesce(s.received_ms, :now_ms)",
+            "batch_id": ":batch_id",
+        }
+        targets, values = _staged_select(table_name, value)
+        targets, values = ["id", *targets], [":first_id + s.pos", *values]
+        target, other_table = f"main.{table_name}", f"main.{other}"
+    return (
+        f"INSERT INTO {target} ({', '.join(targets)}) SELECT {', '.join(values)} FROM {source}"
+        f" WHERE s.seq IS NULL OR NOT EXISTS"
+        f" (SELECT 1 FROM {other_table} o WHERE o.dedupe_key = s.dedupe_key)"
+        " ON CONFLICT (dedupe_key) DO NOTHING"
+    )
 
-        incoming = sql_table(f"incoming_{table_name}", *(sql_column(c) for c in columns))
-        statement = pg_insert(table).from_select(columns, select(incoming))
-        statement = statement.on_conflict_do_nothing(index_elements=["dedupe_key"])
-        return str(statement.compile(dialect=pg_dialect()))  # type: ignore[no-untyped-call]
 
-    from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    positional = sqlite_insert(table).inline().on_conflict_do_nothing(index_elements=["dedupe_key"])
-    compiled = positional.compile(dialect=sqlite_dialect(paramstyle="qmark"), column_keys=columns)
-    assert list(compiled.positiontup or ()) == columns, compiled.positiontup
-    return str(compiled)
+_STAGED_SQLITE = {name: _staged_sql("sqlite", name) for name in _OTHER_TABLE}
+_STAGED_POSTGRESQL = {name: _staged_sql("postgresql", name) for name in _OTHER_TABLE}
 
 
 def keys_present(session: Session, table_name: str, keys: Sequence[str]) -> dict[str, int | None]:
@@ -662,65 +772,84 @@ def keys_present(session: Session, table_name: str, keys: Sequence[str]) -> dict
 
 def lock_tracks(session: Session, serials: Collection[str]) -> dict[str, TrackState]:
     """The speed-chain state of each device, locked for this transaction (PostgreSQL; SQLite
-    holds the database write lock already). Devices lock in serial order: no deadlocks."""
+    holds the database write lock already). Devices lock in serial order: no deadlocks.
+    Runs on the DBAPI cursor: a batch touches hundreds of devices."""
     ordered = sorted(set(serials))
     if not ordered:
         return {}
-    dialect_insert = _dialect_insert(session)
-    session.execute(
-        dialect_insert(DeviceTrack).on_conflict_do_nothing(index_elements=["device_serial"]),
-        [{"device_serial": serial, "max_t_ms": -(2**62)} for serial in ordered],
-    )
+    connection = session.connection()
+    dbapi: Any = connection.connection.dbapi_connection
+    postgres = connection.dialect.name == "postgresql"
+    columns = "device_serial, max_t_ms, last_key, last_t_ms, last_lat, last_lon"
     states: dict[str, TrackState] = {}
-    track = DeviceTrack
-    for offset in range(0, len(ordered), _KEYS_PER_QUERY):
-        part = ordered[offset : offset + _KEYS_PER_QUERY]
-        query = (
-            select(
-                track.device_serial,
-                track.max_t_ms,
-                track.last_key,
-                track.last_t_ms,
-                track.last_lat,
-                track.last_lon,
+    cursor = dbapi.cursor()
+    try:
+        if postgres:
+            cursor.execute(
+                "INSERT INTO device_track (device_serial, max_t_ms)"
+                " SELECT serial, %s FROM unnest(%s::text[]) AS u(serial) ORDER BY serial"
+                " ON CONFLICT (device_serial) DO NOTHING",
+                [NO_TIME, ordered],
             )
-            .where(track.device_serial.in_(part))
-            .order_by(track.device_serial)
-            .with_for_update()
-        )
-        for serial, max_t, key, t_ms, lat, lon in session.execute(query):
-            last = None
-            if key is not None and t_ms is not None and lat is not None and lon is not None:
-                last = TrackPoint(t_ms, key, lat, lon)
-            states[serial] = TrackState(max_t_ms=max_t, last=last)
+            cursor.execute(
+                f"SELECT {columns} FROM device_track WHERE device_serial = ANY(%s)"
+                " ORDER BY device_serial FOR UPDATE",
+                [ordered],
+            )
+            rows = cursor.fetchall()
+        else:
+            cursor.executemany(
+                "INSERT INTO device_track (device_serial, max_t_ms) VALUES (?, ?)"
+                " ON CONFLICT (device_serial) DO NOTHING",
+                [(serial, NO_TIME) for serial in ordered],
+            )
+            rows = []
+            for offset in range(0, len(ordered), _KEYS_PER_QUERY):
+                part = ordered[offset : offset + _KEYS_PER_QUERY]
+                marks = ", ".join("?" * len(part))
+                cursor.execute(
+                    f"SELECT {columns} FROM device_track WHERE device_serial IN ({marks})", part
+                )
+                rows.extend(cursor.fetchall())
+    finally:
+        cursor.close()
+    for serial, max_t, key, t_ms, lat, lon in rows:
+        last = None
+        if key is not None and t_ms is not None and lat is not None and lon is not None:
+            last = TrackPoint(t_ms, key, lat, lon)
+        states[serial] = TrackState(max_t_ms=max_t, last=last)
     return states
+
+
+NO_TIME = -(2**62)  # a device's `max_t_ms` before its first fix
 
 
 def save_tracks(session: Session, states: dict[str, TrackState]) -> None:
     rows = [
-        {
-            "serial": serial,
-            "max_t_ms": state.max_t_ms,
-            "last_key": state.last.key if state.last else None,
-            "last_t_ms": state.last.t_ms if state.last else None,
-            "last_lat": state.last.lat if state.last else None,
-            "last_lon": state.last.lon if state.last else None,
-        }
+        (
+            state.max_t_ms,
+            state.last.key if state.last else None,
+            state.last.t_ms if state.last else None,
+            state.last.lat if state.last else None,
+            state.last.lon if state.last else None,
+            serial,
+        )
         for serial, state in states.items()
     ]
-    if rows:
-        statement = (
-            update(DeviceTrack)
-            .where(DeviceTrack.device_serial == bindparam("serial"))
-            .values(
-                max_t_ms=bindparam("max_t_ms"),
-                last_key=bindparam("last_key"),
-                last_t_ms=bindparam("last_t_ms"),
-                last_lat=bindparam("last_lat"),
-                last_lon=bindparam("last_lon"),
-            )
+    if not rows:
+        return
+    connection = session.connection()
+    dbapi: Any = connection.connection.dbapi_connection
+    mark = "%s" if connection.dialect.name == "postgresql" else "?"
+    cursor = dbapi.cursor()
+    try:
+        cursor.executemany(
+            f"UPDATE device_track SET max_t_ms = {mark}, last_key = {mark}, last_t_ms = {mark},"
+            f" last_lat = {mark}, last_lon = {mark} WHERE device_serial = {mark}",
+            rows,
         )
-        session.connection().execute(statement, rows)
+    finally:
+        cursor.close()
 
 
 _IN_CHAIN = or_(GpsFix.implausible_reason.is_(None), GpsFix.implausible_reason.like("speed:%"))
@@ -786,14 +915,6 @@ def set_verdicts(session: Session, verdicts: list[tuple[str | None, str]]) -> No
         )
 
 
-def _dialect_insert(session: Session) -> Any:
-    if session.connection().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
-    return dialect_insert
-
-
 _TABLES: dict[str, Any] = {
     "gps_fix": GpsFix.__table__,
     "device_event": DeviceEventRow.__table__,
@@ -807,14 +928,22 @@ def allocation_spans(
     session: Session, serials: Collection[str]
 ) -> list[tuple[str, int, int, int | None]]:
     """(serial, allocation id, fitted ms, removed ms or None) for the devices' allocations."""
+    # On the tables: the ingest path needs no ORM entities (nor their configuration).
+    allocations: Any = Allocation.__table__
+    devices: Any = Device.__table__
     ordered = sorted(set(serials))
     spans: list[tuple[str, int, int, int | None]] = []
     for offset in range(0, len(ordered), _KEYS_PER_QUERY):
         part = ordered[offset : offset + _KEYS_PER_QUERY]
         query = (
-            select(Device.serial, Allocation.id, Allocation.fitted_at, Allocation.removed_at)
-            .join(Device, Allocation.device_id == Device.id)
-            .where(Device.serial.in_(part))
+            select(
+                devices.c.serial,
+                allocations.c.id,
+                allocations.c.fitted_at,
+                allocations.c.removed_at,
+            )
+            .join_from(allocations, devices, allocations.c.device_id == devices.c.id)
+            .where(devices.c.serial.in_(part))
         )
         spans.extend(
             (serial, int(allocation_id), to_ms(fitted), None if removed is None else to_ms(removed))

@@ -3,7 +3,9 @@
 One call stores one batch of records inside the caller's transaction (it never commits): the
 channel acknowledges the records only after its commit. Duplicates are recognised by their
 dedupe key with insert-or-ignore, so a batch sent twice, or re-sent after a crash between
-receipt and commit, stores nothing twice.
+receipt and commit, stores nothing twice. A batch is first prepared (`columns.prepare`:
+rejected records apart, the rest as columns and staged rows), which needs no database, so
+the file channel prepares its next chunk in another process (`ingest_prepared`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import csv
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -20,12 +22,11 @@ from tagwatch.events import publish
 from tagwatch.settings import Settings
 from tagwatch.telemetry import repository
 from tagwatch.telemetry.allocations import AllocationIndex
+from tagwatch.telemetry.columns import Item, Prepared, prepare, staging_image
 from tagwatch.telemetry.epoch import from_ms, to_ms
 from tagwatch.telemetry.events import TelemetryStored
 from tagwatch.telemetry.feed import (
-    Event,
     FieldError,
-    Fix,
     Parsed,
     csv_columns,
     parse_csv_row,
@@ -40,16 +41,6 @@ from tagwatch.telemetry.store import (
     store_events,
     store_fixes,
 )
-
-
-class Item(NamedTuple):
-    """One record as received: where it was (line number or array index), its raw text
-    (kept only if it is rejected) and what parsing made of it."""
-
-    position: int
-    raw: str | bytes
-    parsed: Parsed
-    csv_header: str | None = None
 
 
 @dataclass
@@ -116,19 +107,46 @@ def ingest(
     detail: bool = False,
 ) -> IngestResult:
     """Store one batch of records and answer with what happened to each."""
-    items = items if isinstance(items, list) else list(items)
+    prepared = prepare(
+        items if isinstance(items, list) else list(items), image=repository.stages_images(session)
+    )
+    return ingest_prepared(
+        session,
+        prepared,
+        channel=channel,
+        origin=origin,
+        settings=settings,
+        received_at=received_at,
+        detail=detail,
+    )
+
+
+def ingest_prepared(
+    session: Session,
+    prepared: Prepared,
+    *,
+    channel: str,
+    origin: str,
+    settings: Settings,
+    received_at: dt.datetime,
+    detail: bool = False,
+) -> IngestResult:
+    """`ingest` for a batch prepared already (`columns.prepare`, perhaps in another
+    process, with an image where the store takes one)."""
     repository.tune_for_bulk(session)
     now_ms = to_ms(received_at)
     # The receipt row goes first: on SQLite it takes the write lock before anything is read.
     batch_id = repository.insert_batch(
         session, channel=channel, origin=origin, received_at=received_at
     )
-    result = IngestResult(batch_ids=[batch_id])
-    fixes, events, rejected = _split(items, result)
-    _quarantine(session, rejected, result, batch_id, channel, origin, received_at)
-    result.duplicate += _drop_cross_table_duplicates(session, fixes, events)
+    result = IngestResult(batch_ids=[batch_id], received=prepared.received)
+    _quarantine(session, prepared.rejected, result, batch_id, channel, origin, received_at)
+    fixes, events = prepared.fixes, prepared.events
+    if repository.stages_images(session):
+        image = prepared.image or staging_image(fixes.rows or [], events.rows or [])
+        repository.stage_image(session, image)
 
-    serials = {f.device for f in fixes.values()} | {e.device for e in events.values()}
+    serials = set(fixes.serials) | set(events.serials)
     allocations = AllocationIndex(repository.allocation_spans(session, serials))
     # Lock the devices first (in serial order): concurrent batches that share a device take
     # turns, so their speed chains see each other and their inserts cannot deadlock.
@@ -137,7 +155,7 @@ def ingest(
     new_fixes = store_fixes(session, fixes, allocations, batch_id, now_ms, skew_ms)
     new_events = store_events(session, events, allocations, batch_id, now_ms)
     result.accepted = len(new_fixes) + len(new_events)
-    result.duplicate += len(fixes) + len(events) - result.accepted
+    result.duplicate = result.received - result.rejected - result.accepted
     windows = Windows()
     windows.add(new_fixes.allocation_id, new_fixes.t_ms)
     windows.add(new_events.allocation_id, new_events.t_ms)
@@ -152,38 +170,6 @@ def ingest(
     if windows.spans:
         publish(session, TelemetryStored(windows=windows.as_times(), received_at=received_at))
     return result
-
-
-def _split(
-    items: Iterable[Item], result: IngestResult
-) -> tuple[dict[str, Fix], dict[str, Event], list[Item]]:
-    """Fixes and events by dedupe key (the first of repeats in the batch), and the rejected
-    items; counts what was received and repeated."""
-    fixes: dict[str, Fix] = {}
-    events: dict[str, Event] = {}
-    rejected: list[Item] = []
-    received = 0
-    for item in items:
-        received += 1
-        parsed = item.parsed
-        if isinstance(parsed, list):
-            rejected.append(item)
-        elif isinstance(parsed, Fix):
-            fixes.setdefault(parsed.dedupe_key, parsed)
-        else:
-            events.setdefault(parsed.dedupe_key, parsed)
-    both = fixes.keys() & events.keys()
-    if both:
-        # One sequence number sent as a fix and as an event: the first one sent counts.
-        first_fix: dict[str, bool] = {}
-        for item in items:
-            if not isinstance(item.parsed, list) and item.parsed.dedupe_key in both:
-                first_fix.setdefault(item.parsed.dedupe_key, isinstance(item.parsed, Fix))
-        for key, fix_first in first_fix.items():
-            del (events if fix_first else fixes)[key]
-    result.received = received
-    result.duplicate = received - len(rejected) - len(fixes) - len(events)
-    return fixes, events, rejected
 
 
 def _outcomes(stored: Stored, speed_flagged: set[str]) -> dict[str, tuple[bool, bool]]:
@@ -228,22 +214,6 @@ def _quarantine(
 
 def _text(raw: str | bytes) -> str:
     return raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
-
-
-def _drop_cross_table_duplicates(
-    session: Session, fixes: dict[str, Fix], events: dict[str, Event]
-) -> int:
-    """(device, seq) is one key space for every record type, but fixes and events live in
-    two tables: a sequenced record already stored in the other table is a duplicate too.
-    Drops those; how many it dropped."""
-    dropped = 0
-    for mine, other_table in ((fixes, "device_event"), (events, "gps_fix")):
-        sequenced = [key for key, record in mine.items() if record.seq is not None]
-        if sequenced:
-            for key in repository.keys_present(session, other_table, sequenced):
-                del mine[key]
-                dropped += 1
-    return dropped
 
 
 # --- late allocations ------------------------------------------------------------------
@@ -354,4 +324,4 @@ def reparse(text: str, csv_header: str | None) -> Parsed:
     return parse_csv_row(columns, next(csv.reader([text]), []))
 
 
-__all__ = ["SPEED_PREFIX", "IngestResult", "Item", "Rejection", "ingest"]
+__all__ = ["SPEED_PREFIX", "IngestResult", "Item", "Rejection", "ingest", "ingest_prepared"]

@@ -15,6 +15,7 @@ from typing import IO
 
 import orjson
 
+from tagwatch.telemetry.columns import Item
 from tagwatch.telemetry.feed import (
     FieldError,
     csv_columns,
@@ -22,7 +23,6 @@ from tagwatch.telemetry.feed import (
     parse_line,
     parse_object,
 )
-from tagwatch.telemetry.service import Item
 
 GZIP_MAGIC = b"\x1f\x8b"
 

@@ -1,27 +1,26 @@
 """Storing one batch's valid records: rows, allocations, plausibility, touched windows.
 
-The batch is handled as columns, not record by record: the row tuples for the insert are
-zipped from columns, static plausibility and the speed chain of devices whose fixes arrive
-in time order are judged with NumPy, and only the rare cases (a flagged step, a late fix)
-fall back to judging a device's chain one fix at a time.
+The batch is handled as columns, not record by record: its rows arrive staged (see
+`columns`) and are inserted in one statement with the allocations and static verdicts found
+here, static plausibility and the speed chain of devices whose fixes arrive in time order
+are judged with NumPy, and only the rare cases (a flagged step, a late fix) fall back to
+judging a device's chain one fix at a time.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import pairwise, repeat
+from itertools import pairwise
 
 import numpy as np
-import orjson
 from numpy.typing import NDArray
 from sqlalchemy.orm import Session
 
 from tagwatch.telemetry import repository
 from tagwatch.telemetry.allocations import NONE, AllocationIndex
+from tagwatch.telemetry.columns import Records
 from tagwatch.telemetry.epoch import from_ms
-from tagwatch.telemetry.feed import Event, Fix
 from tagwatch.telemetry.plausibility import (
     TrackPoint,
     judge_devices,
@@ -35,11 +34,12 @@ NO_ALLOCATION = NONE
 
 @dataclass
 class Stored:
-    """The records of a batch that were stored new, as columns. `reason` is the static
-    implausibility of a fix (None for events and plausible fixes)."""
+    """The records of a batch that were stored new, as columns. `device` indexes `serials`;
+    `reason` is the static implausibility of a fix (None for events and plausible fixes)."""
 
     keys: list[str] = field(default_factory=list)
-    devices: list[str] = field(default_factory=list)
+    serials: list[str] = field(default_factory=list)
+    device: NDArray[np.int64] = field(default_factory=lambda: np.empty(0, np.int64))
     allocation_id: NDArray[np.int64] = field(default_factory=lambda: np.empty(0, np.int64))
     t_ms: NDArray[np.int64] = field(default_factory=lambda: np.empty(0, np.int64))
     lat: NDArray[np.float64] = field(default_factory=lambda: np.empty(0, np.float64))
@@ -55,14 +55,16 @@ class Stored:
 
     def take(self, mask: NDArray[np.bool_]) -> Stored:
         where = np.flatnonzero(mask)
+        positions = where.tolist()
         return Stored(
-            keys=[self.keys[i] for i in where],
-            devices=[self.devices[i] for i in where],
+            keys=[self.keys[i] for i in positions],
+            serials=self.serials,
+            device=self.device[where],
             allocation_id=self.allocation_id[where],
             t_ms=self.t_ms[where],
             lat=self.lat[where],
             lon=self.lon[where],
-            reasons=[self.reasons[i] for i in where],
+            reasons=[self.reasons[i] for i in positions],
         )
 
 
@@ -96,114 +98,63 @@ class Windows:
 
 def store_fixes(
     session: Session,
-    fixes: dict[str, Fix],
+    fixes: Records,
     allocations: AllocationIndex,
     batch_id: int,
     now_ms: int,
     clock_skew_ms: int,
 ) -> Stored:
-    """Insert the fixes (insert-or-ignore on the dedupe key); those stored new."""
-    if not fixes:
+    """Insert the staged fixes (insert-or-ignore on the dedupe key); those stored new."""
+    if not len(fixes):
         return Stored()
-    keys = list(fixes)
-    records = list(fixes.values())
-    n = len(records)
-    devices, t_ms, seqs, received, lats, lons, accuracies, sources, extras = zip(
-        *records, strict=True
-    )
-    allocation_ids = _allocations(allocations, devices, t_ms)
-    lat = np.fromiter(lats, np.float64, n)
-    lon = np.fromiter(lons, np.float64, n)
-    t = np.fromiter(t_ms, np.int64, n)
+    allocation_ids = allocations.find_coded(fixes.serials, fixes.device, fixes.t_ms)
+    lat, lon, t = fixes.lat, fixes.lon, fixes.t_ms
     # The cheap vectorised test first; static_problem words the reason of the few it finds.
     suspect = (
         (t > now_ms + clock_skew_ms)
         | ~((lat >= -90.0) & (lat <= 90.0) & (lon >= -180.0) & (lon <= 180.0))
         | ((lat == 0.0) & (lon == 0.0))
     )
-    reasons: list[str | None] = [None] * n
+    found: dict[int, str] = {}
     for i in np.flatnonzero(suspect).tolist():
-        reasons[i] = static_problem(records[i], now_ms, clock_skew_ms)
-    rows = list(
-        zip(
-            keys,
-            devices,
-            [None if a == NO_ALLOCATION else a for a in allocation_ids.tolist()],
-            t_ms,
-            [now_ms if r is None else r for r in received],
-            seqs,
-            lats,
-            lons,
-            accuracies,
-            sources,
-            [None if e is None else orjson.dumps(e).decode() for e in extras],
-            reasons,
-            repeat(batch_id, n),
-            strict=False,  # repeat() is endless
-        )
+        problem = static_problem(float(lat[i]), float(lon[i]), int(t[i]), now_ms, clock_skew_ms)
+        if problem is not None:
+            found[i] = problem
+    reasons: list[str | None] = [None] * len(fixes)
+    for i, problem in found.items():
+        reasons[i] = problem
+    stored = Stored(fixes.keys, fixes.serials, fixes.device, allocation_ids, t, lat, lon, reasons)
+    new = repository.insert_staged(
+        session, "gps_fix", fixes, allocation_ids, found, batch_id=batch_id, now_ms=now_ms
     )
-    inserted = repository.insert_or_ignore(session, "gps_fix", rows)
-    stored = Stored(keys, list(devices), allocation_ids, t, lat, lon, reasons)
-    if inserted == n:
-        return stored
-    return stored.take(_ours(session, "gps_fix", keys, batch_id))
+    return stored if new is None else stored.take(new)
 
 
 def store_events(
     session: Session,
-    events: dict[str, Event],
+    events: Records,
     allocations: AllocationIndex,
     batch_id: int,
     now_ms: int,
 ) -> Stored:
-    """Insert the non-GPS records; those stored new."""
-    if not events:
+    """Insert the staged non-GPS records; those stored new."""
+    if not len(events):
         return Stored()
-    keys = list(events)
-    records = list(events.values())
-    n = len(records)
-    devices, types, t_ms, seqs, received, payloads = zip(*records, strict=True)
-    allocation_ids = _allocations(allocations, devices, t_ms)
-    rows = list(
-        zip(
-            keys,
-            devices,
-            [None if a == NO_ALLOCATION else a for a in allocation_ids.tolist()],
-            types,
-            t_ms,
-            [now_ms if r is None else r for r in received],
-            seqs,
-            [orjson.dumps(p if type(p) is dict else dict(p)).decode() for p in payloads],
-            repeat(batch_id, n),
-            strict=False,
-        )
-    )
-    inserted = repository.insert_or_ignore(session, "device_event", rows)
-    none = np.zeros(n, np.float64)
+    allocation_ids = allocations.find_coded(events.serials, events.device, events.t_ms)
     stored = Stored(
-        keys,
-        list(devices),
+        events.keys,
+        events.serials,
+        events.device,
         allocation_ids,
-        np.fromiter(t_ms, np.int64, n),
-        none,
-        none,
-        [None] * n,
+        events.t_ms,
+        events.lat,
+        events.lon,
+        [None] * len(events),
     )
-    if inserted == n:
-        return stored
-    return stored.take(_ours(session, "device_event", keys, batch_id))
-
-
-def _allocations(
-    allocations: AllocationIndex, devices: Sequence[str], t_ms: Sequence[int]
-) -> NDArray[np.int64]:
-    return allocations.find_many(devices, np.fromiter(t_ms, np.int64, len(t_ms)))
-
-
-def _ours(session: Session, table: str, keys: list[str], batch_id: int) -> NDArray[np.bool_]:
-    """Which of the keys this batch stored (the others were stored before)."""
-    present = repository.keys_present(session, table, keys)
-    return np.array([present.get(key) == batch_id for key in keys], dtype=bool)
+    new = repository.insert_staged(
+        session, "device_event", events, allocation_ids, {}, batch_id=batch_id, now_ms=now_ms
+    )
+    return stored if new is None else stored.take(new)
 
 
 # --- the speed chain -----------------------------------------------------------------------
@@ -223,7 +174,7 @@ def judge_speed(
     if not candidate.any():
         return set()
     fixes = new.take(candidate)
-    serials, code = np.unique(np.array(fixes.devices), return_inverse=True)
+    serials, code = fixes.serials, fixes.device
     order = _chain_order(code, fixes.t_ms, fixes.keys)
     code, t = code[order], fixes.t_ms[order]
     lat, lon = fixes.lat[order], fixes.lon[order]

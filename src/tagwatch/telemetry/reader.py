@@ -1,0 +1,126 @@
+"""The file channel's reader: a process that reads, parses and prepares a feed file chunk by
+chunk while the storing process stores the chunk before, so the two use two cores.
+
+Run as `python -m tagwatch.telemetry.reader PATH CHUNK IMAGE FD`: it sends each chunk as
+`(Prepared, bytes read so far)` over the pipe `FD`, then None; a failure as `ReaderFailed`.
+It imports only the feed's parsing, so it starts in a fraction of a second. The pipe holds
+less than a chunk, so the reader runs at most one chunk ahead of the store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Generator
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from tagwatch.telemetry.columns import Prepared, prepare
+from tagwatch.telemetry.sources import file_chunks
+
+Chunks = Generator[tuple[Prepared, int], None, None]
+
+
+@dataclass(frozen=True)
+class ReaderFailed:
+    """What went wrong in the reader: the exception itself when it can travel, else its
+    description."""
+
+    error: BaseException | None
+    description: str
+
+
+def prepared_chunks(path: Path, chunk: int, *, image: bool) -> Chunks:
+    """The file's chunks, prepared in this process."""
+    for items, consumed in file_chunks(path, chunk):
+        yield prepare(items, image=image), consumed
+
+
+def prepared_by_reader(path: Path, chunk: int, *, image: bool) -> Chunks:
+    """The file's chunks, prepared in a reader process. Closing the iterator early (the
+    store failed) stops the reader."""
+    read_end, write_end = os.pipe()
+    try:
+        reader = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                __name__,
+                str(path),
+                str(chunk),
+                "1" if image else "0",
+                str(write_end),
+            ],
+            pass_fds=(write_end,),
+        )
+    except BaseException:
+        os.close(read_end)
+        raise
+    finally:
+        os.close(write_end)
+    pipe = Connection(read_end, writable=False)
+    try:
+        while True:
+            try:
+                message = pipe.recv()
+            except EOFError:
+                raise RuntimeError(
+                    f"the feed reader stopped unexpectedly (exit status {reader.wait()})"
+                ) from None
+            if message is None:
+                return
+            if isinstance(message, ReaderFailed):
+                if message.error is not None:
+                    raise message.error
+                raise RuntimeError(f"the feed reader failed: {message.description}")
+            yield message
+    finally:
+        pipe.close()  # a reader blocked on sending gets a broken pipe and ends
+        try:
+            reader.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            reader.kill()
+            reader.wait()
+
+
+def _send_chunks(path: Path, chunk: int, image: bool, pipe: Connection) -> None:
+    try:
+        for piece in prepared_chunks(path, chunk, image=image):
+            pipe.send(piece)
+    except BrokenPipeError:
+        return  # the store stopped reading: nothing more to do
+    except Exception as exc:  # handed to the store, which raises it
+        try:
+            pipe.send(ReaderFailed(exc, repr(exc)))
+        except Exception:  # the exception does not pickle: its description does
+            pipe.send(ReaderFailed(None, repr(exc)))
+        return
+    pipe.send(None)
+
+
+def main(arguments: list[str]) -> None:
+    path, chunk, image, fd = arguments
+    # Ctrl-C reaches the whole process group: the storing process handles it, and this one
+    # ends when its pipe closes.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # What a chunk allocates holds no reference cycles and is freed as it goes; cycle
+    # collection would only rescan it (a fifth of the reader's time), so it is off here.
+    gc.disable()
+    pipe = Connection(int(fd), readable=False)
+    try:
+        _send_chunks(Path(path), int(chunk), image == "1", pipe)
+    finally:
+        with contextlib.suppress(OSError):
+            pipe.close()
+
+
+if __name__ == "__main__":
+    # Through the module's own name, so what it sends unpickles in the storing process.
+    from tagwatch.telemetry.reader import main as run_reader
+
+    run_reader(sys.argv[1:])
