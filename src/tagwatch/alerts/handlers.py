@@ -11,7 +11,8 @@ from tagwatch.settings import settings_of
 
 
 def on_violations_changed(session: Session, event: ViolationsChanged) -> None:
-    service.sync_violations(
+    # The whole event is one batch; the raised alerts are not loaded, nobody here reads them.
+    service.follow_violations(
         session,
         [*event.opened, *event.updated, *event.closed],
         evaluated_at=event.evaluated_at,

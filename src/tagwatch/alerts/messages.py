@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,10 @@ FITTING_TITLE = "Not fitted by the deadline"
 @cache
 def _environment() -> Environment:
     # Plain text: nothing to escape, and a missing field must fail loudly, not print blank.
+    # The templates ship with the code, so they are not checked for changes on every use.
     env = Environment(
         loader=FileSystemLoader(TEMPLATE_DIR),
+        auto_reload=False,
         autoescape=False,
         undefined=StrictUndefined,
         trim_blocks=True,
@@ -40,12 +43,16 @@ def title(violation_type: str) -> str:
     return rule.title if rule else violation_type
 
 
-def render(purpose: str, alert: Alert) -> tuple[str, str]:
-    """(subject, body) for a notification about `alert`, for `purpose` (raised, escalated)."""
+def render(purpose: str, alert: Alert | Mapping[str, Any]) -> tuple[str, str]:
+    """(subject, body) for a notification about `alert`, for `purpose` (raised, escalated).
+
+    `alert` may be the fields of one about to be written, with its id (templates read both).
+    """
+    violation_type = alert["violation_type"] if isinstance(alert, Mapping) else alert.violation_type
     text = (
         _environment()
         .get_template(f"{purpose}.txt")
-        .render(alert=alert, title=title(alert.violation_type))
+        .render(alert=alert, title=title(violation_type))
     )
     subject, _, body = text.partition("\n")
     return subject.strip(), body.strip() + "\n"

@@ -202,7 +202,12 @@ class AlertNotification(Base):
 
     @property
     def reference(self) -> str:
-        return f"tagwatch-alert-{self.alert_id}-notification-{self.id}"
+        return notification_reference(self.alert_id, self.id)
+
+
+def notification_reference(alert_id: int, notification_id: int) -> str:
+    """A notification's reference: unique per delivery, stable across its retries."""
+    return f"tagwatch-alert-{alert_id}-notification-{notification_id}"
 
 
 class OutboxMessage(Base):

@@ -3,15 +3,31 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import ColumnElement, Select, func, select, true
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Row,
+    Select,
+    Table,
+    any_,
+    bindparam,
+    func,
+    insert,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from tagwatch.access.models import User
 from tagwatch.alerts.models import (
     Alert,
+    AlertHistory,
     AlertKind,
     AlertNotification,
     AlertStatus,
@@ -24,6 +40,14 @@ from tagwatch.compliance.models import Violation
 MANAGER_ROLE = "probation_manager"
 AWAITING_FITTING = "awaiting_fitting"  # the order status
 UNRESOLVED = (AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED)
+# Values per IN list: well inside both backends' limits on bound parameters.
+IN_CHUNK = 5000
+T = TypeVar("T")
+# The tables that batches write with Core statements.
+ALERTS = cast(Table, Alert.__table__)
+HISTORY = cast(Table, AlertHistory.__table__)
+NOTIFICATIONS = cast(Table, AlertNotification.__table__)
+OUTBOX = cast(Table, OutboxMessage.__table__)
 
 
 @dataclass(frozen=True)
@@ -36,17 +60,181 @@ class AlertFilter:
     offset: int = 0
 
 
-def alert_by_subject(session: Session, subject_key: str) -> Alert | None:
-    return session.scalar(select(Alert).where(Alert.subject_key == subject_key))
+def in_chunks(values: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
-def violations_by_id(session: Session, ids: Iterable[int]) -> Sequence[Violation]:
+def among(session: Session, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
+    """`column IN values`. On PostgreSQL the values go as one array (`= ANY`): binding
+    thousands of parameters one by one costs several times the CPU."""
+    clause: ColumnElement[bool]
+    if session.get_bind().dialect.name == "postgresql":
+        clause = column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    else:
+        clause = column.in_(values)
+    return clause
+
+
+# What alerts read of a violation (columns, not entities: a batch reads thousands). Its
+# evidence is read only for the violations that raise an alert (`violation_evidence`).
+VIOLATION_FACTS = (
+    Violation.id,
+    Violation.status,
+    Violation.withdrawn_at,
+    Violation.severity,
+    Violation.start,
+    Violation.end,
+    Violation.rule_id,
+    Violation.needs_review,
+    Violation.order_id,
+    Violation.allocation_id,
+    Violation.person_id,
+)
+
+
+def violation_facts(session: Session, ids: Iterable[int]) -> list[Row[Any]]:
+    """The violations with these ids, by id (an ORM query: pending changes are flushed first)."""
     wanted = sorted({int(i) for i in ids})
-    if not wanted:
-        return []
-    return session.scalars(
-        select(Violation).where(Violation.id.in_(wanted)).order_by(Violation.id)
-    ).all()
+    rows: list[Row[Any]] = []
+    for chunk in in_chunks(wanted):
+        rows.extend(
+            session.execute(select(*VIOLATION_FACTS).where(among(session, Violation.id, chunk)))
+        )
+    return sorted(rows, key=lambda row: row.id)
+
+
+def violation_evidence(
+    session: Session, ids: Sequence[int]
+) -> list[tuple[int, list[int] | None, list[int] | None]]:
+    """(id, evidence fixes, evidence events) of each of these violations."""
+    rows: list[tuple[int, list[int] | None, list[int] | None]] = []
+    columns = (Violation.id, Violation.evidence_fixes, Violation.evidence_events)
+    for chunk in in_chunks(sorted(set(ids))):
+        found = session.execute(select(*columns).where(among(session, Violation.id, chunk)))
+        rows.extend((violation_id, fixes, events) for violation_id, fixes, events in found)
+    return rows
+
+
+# What following a violation reads of its alert, and the columns it may change.
+ALERT_STATE: tuple[Any, ...] = (
+    Alert.id,
+    Alert.subject_key,
+    Alert.status,
+    Alert.severity,
+    Alert.violation_ended_at,
+    Alert.violation_withdrawn_at,
+    Alert.acknowledged_at,
+)
+FOLLOWED = ("status", "severity", "violation_ended_at", "violation_withdrawn_at")
+
+
+def alert_states(session: Session, subject_keys: Iterable[str]) -> dict[str, Row[Any]]:
+    """The stored alerts of these subjects, by subject key."""
+    wanted = sorted(set(subject_keys))
+    states: dict[str, Row[Any]] = {}
+    for chunk in in_chunks(wanted):
+        for row in session.execute(
+            select(*ALERT_STATE).where(among(session, Alert.subject_key, chunk))
+        ):
+            states[row.subject_key] = row
+    return states
+
+
+def insert_alerts(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Insert alerts (every row with the same keys); their ids by subject key."""
+    found = _insert_and_find(session, ALERTS, rows, ("subject_key",), "subject_key")
+    return {subject_key: alert_id for (subject_key,), alert_id in found.items()}
+
+
+def update_alerts(session: Session, changes: list[dict[str, Any]]) -> None:
+    """Write each alert's `FOLLOWED` columns (`alert_id` names it), in one executemany; the
+    session's copies of those alerts are expired so they read the stored row again."""
+    if not changes:
+        return
+    table = ALERTS
+    session.execute(update(table).where(table.c.id == bindparam("alert_id")), changes)
+    for change in changes:
+        held = session.identity_map.get(identity_key(Alert, change["alert_id"]))
+        if held is not None:
+            session.expire(held)
+
+
+def insert_history(session: Session, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        session.execute(insert(HISTORY), rows)
+
+
+NotificationKey = tuple[int, str, str, str]  # alert, purpose, channel, recipient: unique
+
+
+def insert_notifications(
+    session: Session, rows: list[dict[str, Any]]
+) -> dict[NotificationKey, int]:
+    key = ("alert_id", "purpose", "channel", "recipient")
+    return _insert_and_find(session, NOTIFICATIONS, rows, key, "alert_id")
+
+
+def insert_outbox(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Insert in-app messages; their ids by reference."""
+    found = _insert_and_find(session, OUTBOX, rows, ("reference",), "reference")
+    return {reference: message_id for (reference,), message_id in found.items()}
+
+
+def _insert_and_find(
+    session: Session, table: Table, rows: list[dict[str, Any]], key: tuple[str, ...], by: str
+) -> dict[tuple[Any, ...], int]:
+    """Insert rows in one executemany, then read their ids back by `key` (unique), looking
+    them up by the column `by`. On PostgreSQL a batched INSERT ... RETURNING costs several
+    times the CPU of this pair of statements; on SQLite they cost the same."""
+    if not rows:
+        return {}
+    session.execute(insert(table), rows)
+    wanted = {tuple(row[name] for name in key) for row in rows}
+    columns = [table.c[name] for name in key]
+    ids: dict[tuple[Any, ...], int] = {}
+    for chunk in in_chunks(sorted({row[by] for row in rows})):
+        for found_id, *found_key in session.execute(
+            select(table.c.id, *columns).where(among(session, table.c[by], chunk))
+        ):
+            if (found := tuple(found_key)) in wanted:
+                ids[found] = found_id
+    return ids
+
+
+def set_provider_references(session: Session, references: dict[int, str]) -> None:
+    """Record each notification's provider reference (by notification id)."""
+    if not references:
+        return
+    table = NOTIFICATIONS
+    session.execute(
+        update(table)
+        .where(table.c.id == bindparam("notification_id"))
+        .values(provider_reference=bindparam("reference")),
+        [{"notification_id": i, "reference": ref} for i, ref in references.items()],
+    )
+
+
+def emails_of(session: Session, usernames: Iterable[str]) -> dict[str, str | None]:
+    """The email of each of these users that exists (users without one map to None)."""
+    wanted = sorted(set(usernames))
+    emails: dict[str, str | None] = {}
+    for chunk in in_chunks(wanted):
+        rows = session.execute(
+            select(User.username, User.email).where(among(session, User.username, chunk))
+        )
+        emails.update((username, email) for username, email in rows)
+    return emails
+
+
+def alerts_by_id(session: Session, ids: Sequence[int]) -> list[Alert]:
+    """These alerts, in the order of `ids`."""
+    found: dict[int, Alert] = {}
+    for chunk in in_chunks(sorted(set(ids))):
+        found.update(
+            (a.id, a) for a in session.scalars(select(Alert).where(among(session, Alert.id, chunk)))
+        )
+    return [found[i] for i in ids]
 
 
 def alert_by_id(session: Session, alert_id: int, scope: ColumnElement[bool]) -> Alert | None:

@@ -10,8 +10,7 @@ that was rolled back, and a failed send is retried, never lost.
 from __future__ import annotations
 
 import datetime as dt
-import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,16 +30,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from tagwatch.access import repository as access_repository
-from tagwatch.access.audit import record as audit_record
 from tagwatch.access.models import User
 from tagwatch.access.principal import Principal
-from tagwatch.alerts import repository, scope, sources
-from tagwatch.alerts.messages import render, structured
+from tagwatch.alerts import notices, raising, repository, scope, sources
+from tagwatch.alerts.journal import Journal, record_change
+from tagwatch.alerts.messages import structured
 from tagwatch.alerts.models import (
     DELAY_STEPS,
     Alert,
-    AlertHistory,
     AlertKind,
     AlertNotification,
     AlertStatus,
@@ -49,15 +46,13 @@ from tagwatch.alerts.models import (
     Outcome,
     TamperFinding,
 )
-from tagwatch.alerts.notifiers import Message, Notifier, build_notifier, channels
+from tagwatch.alerts.notifiers import Message, Notifier, build_notifier
 from tagwatch.alerts.notifiers.base import DeliveryResult
 from tagwatch.alerts.sources import AlertSource
-from tagwatch.compliance.models import Violation
 from tagwatch.settings import Settings
 
 log = structlog.get_logger()
 
-SYSTEM = "system"
 RETRY_BASE = dt.timedelta(seconds=30)
 RETRY_CAP = dt.timedelta(minutes=30)
 DELIVERY_BATCH = 200
@@ -72,121 +67,30 @@ class AlertStateError(Exception):
 
 
 # ---------------------------------------------------------------- raising and updating
+# Batched, in `raising`; these are the entry points other domains and tests call.
+
+sync_violations = raising.sync_violations
+follow_violations = raising.follow_violations
+raise_alerts = raising.raise_alerts
 
 
 def raise_alert(
     session: Session, source: AlertSource, *, settings: Settings, now: dt.datetime
 ) -> Alert:
     """The alert for `source`, raised and notified if it is new; never a second one."""
-    existing = repository.alert_by_subject(session, source.subject_key)
-    if existing is not None:
-        return existing
-    alert = Alert(
-        kind=source.kind,
-        subject_key=source.subject_key,
-        violation_id=source.violation_id,
-        order_id=source.order_id,
-        allocation_id=source.allocation_id,
-        person_id=source.person_id,
-        violation_type=source.violation_type,
-        severity=source.severity,
-        summary=source.summary[:500],
-        needs_tamper_review=source.needs_tamper_review,
-        status=AlertStatus.OPEN,
-        responsible_officer=source.responsible_officer,
-        delivery_unit_code=source.delivery_unit_code,
-        event_at=source.event_at,
-        received_at=source.received_at,
-        evaluated_at=source.evaluated_at,
-        raised_at=now,
-        outcome_due_at=now + dt.timedelta(hours=settings.outcome_deadline_hours),
-        violation_ended_at=source.ended_at,
-        escalated_to=[],
-    )
-    session.add(alert)
-    session.flush()
-    _change(session, alert, None, "raised", now, {"subject": source.subject_key})
-    officer = source.responsible_officer
-    if officer:
-        _queue(session, alert, "raised", [_recipient(session, officer)], settings, now)
-    else:
-        log.warning("alert has no responsible officer", alert_id=alert.id)
+    [alert] = raising.raise_alerts(session, [source], settings=settings, now=now)
     return alert
-
-
-def sync_violations(
-    session: Session,
-    violation_ids: Iterable[int],
-    *,
-    evaluated_at: dt.datetime,
-    settings: Settings,
-    now: dt.datetime,
-) -> list[Alert]:
-    """Bring the alerts of these violations in line with them; returns the alerts raised.
-
-    Safe to run any number of times for the same violations: the subject key allows one
-    alert per violation, and an unchanged violation changes nothing.
-    """
-    raised: list[Alert] = []
-    for violation in repository.violations_by_id(session, violation_ids):
-        alert = repository.alert_by_subject(session, sources.violation_subject(violation.id))
-        if alert is None:
-            if sources.alerts_on(violation):
-                source = sources.from_violation(session, violation, evaluated_at)
-                raised.append(raise_alert(session, source, settings=settings, now=now))
-            continue
-        if not sources.alerts_on(violation):
-            reason = "withdrawn" if violation.withdrawn_at is not None else "no longer confirmed"
-            _withdraw(session, alert, f"re-evaluation: the violation is {reason}", now)
-            continue
-        if alert.violation_withdrawn_at is not None:
-            _reinstate(session, alert, now)
-        _update_from_violation(session, alert, violation, now)
-    return raised
 
 
 def raise_fitting_overdue(session: Session, *, settings: Settings, now: dt.datetime) -> list[Alert]:
     """One alert per order still awaiting fitting after its fitting deadline."""
-    return [
-        raise_alert(
-            session, sources.from_order_past_fitting(order, now), settings=settings, now=now
-        )
-        for order in repository.orders_past_fitting_deadline(session, now)
-    ]
-
-
-def _update_from_violation(
-    session: Session, alert: Alert, violation: Violation, now: dt.datetime
-) -> None:
-    """A re-evaluated violation changes its alert's facts, not the alert's existence."""
-    changes: dict[str, object] = {}
-    if violation.severity != alert.severity:
-        changes["severity"] = violation.severity
-        alert.severity = violation.severity
-    if violation.end != alert.violation_ended_at:
-        changes["ended_at"] = violation.end
-        alert.violation_ended_at = violation.end
-    if changes:
-        action = "violation_ended" if violation.end is not None else "violation_updated"
-        _change(session, alert, None, action, now, changes)
-
-
-def _withdraw(session: Session, alert: Alert, reason: str, now: dt.datetime) -> None:
-    """The violation no longer stands. A resolved alert keeps its outcome, but the record
-    shows that the violation behind it was later withdrawn."""
-    if alert.violation_withdrawn_at is not None:
-        return
-    alert.violation_withdrawn_at = now
-    if alert.status != AlertStatus.RESOLVED:
-        alert.status = AlertStatus.WITHDRAWN
-    _change(session, alert, None, "withdrawn", now, {"reason": reason})
-
-
-def _reinstate(session: Session, alert: Alert, now: dt.datetime) -> None:
-    alert.violation_withdrawn_at = None
-    if alert.status == AlertStatus.WITHDRAWN:
-        alert.status = AlertStatus.ACKNOWLEDGED if alert.acknowledged_at else AlertStatus.OPEN
-    _change(session, alert, None, "reinstated", now, {"status": alert.status})
+    orders = repository.orders_past_fitting_deadline(session, now)
+    return raising.raise_alerts(
+        session,
+        [sources.from_order_past_fitting(order, now) for order in orders],
+        settings=settings,
+        now=now,
+    )
 
 
 # ---------------------------------------------------------------- escalation
@@ -195,24 +99,26 @@ def _reinstate(session: Session, alert: Alert, now: dt.datetime) -> None:
 def escalate_due(session: Session, *, settings: Settings, now: dt.datetime) -> int:
     """Escalate every alert not acknowledged within `escalation_minutes` to its managers."""
     cutoff = now - dt.timedelta(minutes=settings.escalation_minutes)
-    escalated = 0
+    journal = Journal()
+    escalations: list[notices.Notice] = []
+    managers_by_unit: dict[str, list[User]] = {}
     for alert in repository.alerts_to_escalate(session, cutoff):
-        managers = (
-            repository.managers_of(session, alert.delivery_unit_code)
-            if alert.delivery_unit_code
-            else []
-        )
+        unit = alert.delivery_unit_code
+        managers = []
+        if unit:
+            if unit not in managers_by_unit:
+                managers_by_unit[unit] = repository.managers_of(session, unit)
+            managers = managers_by_unit[unit]
         alert.escalated_at = now
         alert.escalated_to = [manager.username for manager in managers]
         detail: dict[str, object] = {"to": alert.escalated_to}
         if not managers:
-            detail["problem"] = (
-                f"no probation manager in delivery unit {alert.delivery_unit_code or '(none)'}"
-            )
-        _change(session, alert, None, "escalated", now, detail)
-        _queue(session, alert, "escalated", managers, settings, now)
-        escalated += 1
-    return escalated
+            detail["problem"] = f"no probation manager in delivery unit {unit or '(none)'}"
+        journal.add(alert, "escalated", now, detail)
+        escalations.append(notices.Notice(alert, alert.id, "escalated", managers))
+    notices.send(session, escalations, settings, now)
+    journal.write(session)
+    return len(escalations)
 
 
 # ---------------------------------------------------------------- the officer's actions
@@ -460,48 +366,6 @@ def retry_delay(attempts: int) -> dt.timedelta:
     return min(delay, RETRY_CAP)
 
 
-@dataclass(frozen=True)
-class _Recipient:
-    username: str
-    email: str | None
-
-
-def _recipient(session: Session, username: str) -> _Recipient:
-    user = access_repository.user_by_username(session, username)
-    return _Recipient(username, user.email if user else None)
-
-
-def _queue(
-    session: Session,
-    alert: Alert,
-    purpose: str,
-    recipients: Iterable[_Recipient | User],
-    settings: Settings,
-    now: dt.datetime,
-) -> None:
-    """One notification per channel and recipient; the in-app outbox is delivered at once."""
-    subject, body = render(purpose, alert)
-    for channel in channels(settings):
-        for recipient in recipients:
-            notification = AlertNotification(
-                alert_id=alert.id,
-                purpose=purpose,
-                channel=channel,
-                recipient=recipient.username,
-                email=recipient.email,
-                subject=subject[:300],
-                body=body,
-                status=DeliveryStatus.PENDING,
-                attempts=0,
-                next_attempt_at=now,
-            )
-            session.add(notification)
-            session.flush()
-            if channel == "outbox":
-                outbox = build_notifier(channel, settings, session)
-                _attempted(session, notification, _send(notification, outbox), settings, now)
-
-
 def _send(notification: AlertNotification, notifier: Notifier) -> DeliveryResult:
     alert = notification.alert
     message = Message(
@@ -574,23 +438,7 @@ def _change(
     detail: dict[str, object],
 ) -> None:
     """Every change to an alert: a history row on the alert and an entry in the audit log."""
-    actor = principal.username if principal else SYSTEM
-    stored: dict[str, object] = json.loads(json.dumps(detail, default=_json_value))
-    session.add(AlertHistory(alert_id=alert.id, at=now, actor=actor, action=action, detail=stored))
-    audit_record(
-        session,
-        principal,
-        f"alert.{action}",
-        subject_type="alert",
-        subject_id=alert.id,
-        detail=stored,
-    )
-
-
-def _json_value(value: object) -> str:
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    return str(value)
+    record_change(session, alert, principal, action, now, detail)
 
 
 def _required_note(note: str) -> str:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-from sqlalchemy import func, select, union_all
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tagwatch.alerts.models import AlertKind
+from tagwatch.alerts.repository import among, in_chunks, violation_evidence
 from tagwatch.cases.models import Order
-from tagwatch.compliance.models import Violation
 from tagwatch.compliance.rules import RULES
 from tagwatch.telemetry.epoch import from_ms
 from tagwatch.telemetry.models import DeviceEvent, GpsFix
@@ -45,6 +47,33 @@ class OrderFacts:
     delivery_unit_code: str | None
 
 
+class ViolationFacts(Protocol):
+    """What alerts read of a violation: a `Violation`, or a row of `repository.VIOLATION_FACTS`."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def withdrawn_at(self) -> dt.datetime | None: ...
+    @property
+    def severity(self) -> str: ...
+    @property
+    def start(self) -> dt.datetime: ...
+    @property
+    def end(self) -> dt.datetime | None: ...
+    @property
+    def rule_id(self) -> str: ...
+    @property
+    def needs_review(self) -> bool: ...
+    @property
+    def order_id(self) -> int | None: ...
+    @property
+    def allocation_id(self) -> int: ...
+    @property
+    def person_id(self) -> int | None: ...
+
+
 def violation_subject(violation_id: int) -> str:
     return f"violation:{violation_id}"
 
@@ -53,58 +82,79 @@ def fitting_subject(order_id: int) -> str:
     return f"{AWAITING_FITTING}:{order_id}"
 
 
-def alerts_on(violation: Violation) -> bool:
+def alerts_on(violation: ViolationFacts) -> bool:
     """Only a confirmed violation that still stands raises an alert; a possible one never."""
     return violation.status == CONFIRMED and violation.withdrawn_at is None
 
 
-def from_violation(
-    session: Session, violation: Violation, evaluated_at: dt.datetime
-) -> AlertSource:
-    order = order_facts(session, violation.order_id)
-    rule = RULES.get(violation.rule_id)
-    return AlertSource(
-        kind=AlertKind.VIOLATION,
-        subject_key=violation_subject(violation.id),
-        violation_type=violation.rule_id,
-        severity=violation.severity,
-        summary=rule.title if rule else violation.rule_id,
-        needs_tamper_review=violation.needs_review,
-        event_at=violation.start,
-        received_at=evidence_received_at(session, violation) or evaluated_at,
-        evaluated_at=evaluated_at,
-        ended_at=violation.end,
-        violation_id=violation.id,
-        order_id=violation.order_id,
-        allocation_id=violation.allocation_id,
-        person_id=violation.person_id,
-        responsible_officer=order.responsible_officer,
-        delivery_unit_code=order.delivery_unit_code,
-    )
-
-
-def evidence_received_at(session: Session, violation: Violation) -> dt.datetime | None:
-    """When the latest of the violation's evidence records reached the server.
-
-    A violation the clock found (no record arrived: loss of communication, no presence at
-    curfew) has no such time; its trigger is the evaluation itself.
-    """
-    fix_ids = [int(i) for i in (violation.evidence_fixes or [])]
-    event_ids = [int(i) for i in (violation.evidence_events or [])]
-    parts = []
-    if fix_ids:
-        parts.append(select(GpsFix.received_ms.label("received_ms")).where(GpsFix.id.in_(fix_ids)))
-    if event_ids:
-        parts.append(
-            select(DeviceEvent.received_ms.label("received_ms")).where(
-                DeviceEvent.id.in_(event_ids)
+def from_violations(
+    session: Session, violations: Sequence[ViolationFacts], evaluated_at: dt.datetime
+) -> list[AlertSource]:
+    """The alert source of each violation, reading their orders and evidence in one go."""
+    orders = orders_facts(session, [v.order_id for v in violations if v.order_id is not None])
+    received = evidence_received_times(session, [v.id for v in violations])
+    unknown = OrderFacts(None, None)
+    sources = []
+    for violation in violations:
+        order = orders.get(violation.order_id, unknown) if violation.order_id else unknown
+        rule = RULES.get(violation.rule_id)
+        sources.append(
+            AlertSource(
+                kind=AlertKind.VIOLATION,
+                subject_key=violation_subject(violation.id),
+                violation_type=violation.rule_id,
+                severity=violation.severity,
+                summary=rule.title if rule else violation.rule_id,
+                needs_tamper_review=violation.needs_review,
+                event_at=violation.start,
+                received_at=received.get(violation.id) or evaluated_at,
+                evaluated_at=evaluated_at,
+                ended_at=violation.end,
+                violation_id=violation.id,
+                order_id=violation.order_id,
+                allocation_id=violation.allocation_id,
+                person_id=violation.person_id,
+                responsible_officer=order.responsible_officer,
+                delivery_unit_code=order.delivery_unit_code,
             )
         )
-    if not parts:
-        return None
-    both = union_all(*parts).subquery()
-    latest = session.scalar(select(func.max(both.c.received_ms)))
-    return None if latest is None else from_ms(int(latest))
+    return sources
+
+
+def evidence_received_times(
+    session: Session, violation_ids: Sequence[int]
+) -> dict[int, dt.datetime]:
+    """When the latest of each violation's evidence records reached the server, by violation
+    id; the records of all of them are read at once.
+
+    A violation the clock found (no record arrived: loss of communication, no presence at
+    curfew) has no such time, and no entry here: its trigger is the evaluation itself.
+    """
+    evidence = [
+        (violation_id, [int(i) for i in fixes or []], [int(i) for i in events or []])
+        for violation_id, fixes, events in violation_evidence(session, violation_ids)
+    ]
+    fixes = _received_ms(session, GpsFix, {i for _, ids, _ in evidence for i in ids})
+    events = _received_ms(session, DeviceEvent, {i for _, _, ids in evidence for i in ids})
+    latest: dict[int, dt.datetime] = {}
+    for violation_id, fix_ids, event_ids in evidence:
+        times = [fixes[i] for i in fix_ids if i in fixes]
+        times += [events[i] for i in event_ids if i in events]
+        if times:
+            latest[violation_id] = from_ms(max(times))
+    return latest
+
+
+def _received_ms(
+    session: Session, record: type[GpsFix] | type[DeviceEvent], ids: set[int]
+) -> dict[int, int]:
+    received: dict[int, int] = {}
+    for chunk in in_chunks(sorted(ids)):
+        rows = session.execute(
+            select(record.id, record.received_ms).where(among(session, record.id, chunk))
+        )
+        received.update((int(i), int(ms)) for i, ms in rows if ms is not None)
+    return received
 
 
 def from_order_past_fitting(order: Order, now: dt.datetime) -> AlertSource:
@@ -127,8 +177,14 @@ def from_order_past_fitting(order: Order, now: dt.datetime) -> AlertSource:
     )
 
 
-def order_facts(session: Session, order_id: int | None) -> OrderFacts:
-    order = session.get(Order, order_id) if order_id is not None else None
-    if order is None:
-        return OrderFacts(None, None)
-    return OrderFacts(order.responsible_officer, order.delivery_unit_code)
+def orders_facts(session: Session, order_ids: Iterable[int]) -> dict[int, OrderFacts]:
+    """Who answers for each of these orders, by order id (orders that exist)."""
+    facts: dict[int, OrderFacts] = {}
+    for chunk in in_chunks(sorted(set(order_ids))):
+        rows = session.execute(
+            select(Order.id, Order.responsible_officer, Order.delivery_unit_code).where(
+                among(session, Order.id, chunk)
+            )
+        )
+        facts.update((order_id, OrderFacts(officer, unit)) for order_id, officer, unit in rows)
+    return facts
