@@ -34,9 +34,11 @@ class EvaluationLog:
         self.runs: list[dict[int, dt.datetime]] = []
         real = service.evaluate_allocations
 
-        def logged(session: Session, windows: Any, now: dt.datetime, *args: Any) -> Any:
+        def logged(
+            session: Session, windows: Any, now: dt.datetime, *args: Any, **kwargs: Any
+        ) -> Any:
             self.runs.append(dict(windows))
-            return real(session, windows, now, *args)
+            return real(session, windows, now, *args, **kwargs)
 
         monkeypatch.setattr(service, "evaluate_allocations", logged)
 

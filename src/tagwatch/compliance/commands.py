@@ -29,7 +29,7 @@ def evaluate(
     """Re-derive violations from the stored records with the current rule set."""
     from tagwatch.cli import cli_session
     from tagwatch.compliance import service
-    from tagwatch.compliance.context import all_allocation_ids, load_context
+    from tagwatch.compliance.context import all_allocation_ids, load_contexts
     from tagwatch.compliance.rules import RULE_SET_VERSION
     from tagwatch.db.base import utcnow
 
@@ -41,12 +41,11 @@ def evaluate(
     now = until or utcnow()
     with cli_session() as session:
         ids = list(allocation) if allocation else all_allocation_ids(session)
-        windows: dict[int, dt.datetime] = {}
-        for allocation_id in ids:
-            context = load_context(session, allocation_id)
-            if context is None:
-                raise typer.BadParameter(f"--allocation: no allocation {allocation_id}")
-            windows[allocation_id] = since or context.fitted_at
+        contexts = load_contexts(session, ids)
+        missing = [allocation_id for allocation_id in ids if allocation_id not in contexts]
+        if missing:
+            raise typer.BadParameter(f"--allocation: no allocation {missing[0]}")
+        windows = {a: since or context.fitted_at for a, context in contexts.items()}
         event = service.evaluate_and_publish(session, windows, now)
     typer.echo(
         json.dumps(

@@ -24,9 +24,11 @@ battery, power, alcohol, RF) use the same episode machinery on coded observation
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from functools import cached_property
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import shapely
@@ -146,12 +148,12 @@ class Fixes:
         )
 
 
-@dataclass(frozen=True)
-class Observation:
+class Observation(NamedTuple):
     """A non-GPS record: `type` is rf, status, alcohol or checkin, `fields` its payload.
 
     Evidence mixes fixes and observations, so their record ids must not collide: callers
-    number observations negatively (the service passes minus the stored id).
+    number observations negatively (the service passes minus the stored id). A named tuple:
+    an evaluation makes one for every record it loads.
     """
 
     record_id: int
@@ -196,6 +198,23 @@ class AllocationSpec:
     observations: tuple[Observation, ...] = ()
     prior_record_ms: int | None = None
     prior_fix_ms: int | None = None
+
+    @cached_property
+    def by_type(self) -> Mapping[str, Sequence[Observation]]:
+        """The observations of each type in the order given: grouped once, read by rules."""
+        grouped: dict[str, list[Observation]] = {}
+        for observation in self.observations:
+            grouped.setdefault(observation.type, []).append(observation)
+        return grouped
+
+    @cached_property
+    def rf_states(self) -> Sequence[tuple[int, int, bool]]:
+        """(time, record id, in range) of the RF records with a known state, in that order."""
+        return sorted(
+            (o.t_ms, o.record_id, o.fields.get("state") == "in_range")
+            for o in self.by_type.get("rf", ())
+            if o.fields.get("state") in ("in_range", "out_of_range")
+        )
 
 
 @dataclass(frozen=True)
@@ -254,7 +273,7 @@ def _episodes(
     first = bad[keep]
     segs = seg_of_bad[keep]
     # Last element of each segment with an episode: a clear fix there ends the episode.
-    seg_last = np.flatnonzero(np.r_[segment[1:] != segment[:-1], True])
+    seg_last = np.flatnonzero(np.append(segment[1:] != segment[:-1], True))
     tail = seg_last[segs]
     terminated = clear[tail]
     last = np.where(terminated, tail - 1, tail)
@@ -273,8 +292,8 @@ def _episodes(
     confirmed = np.zeros(first.shape[0], np.bool_)
     if b_idx.shape[0]:
         rid = run_ids[b_idx]
-        rs = np.flatnonzero(np.r_[True, rid[1:] != rid[:-1]])
-        re = np.r_[rs[1:], rid.shape[0]] - 1
+        rs = np.flatnonzero(np.concatenate(([True], rid[1:] != rid[:-1])))
+        re = np.append(rs[1:], rid.shape[0]) - 1
         count = re - rs + 1
         span = t[b_idx[re]] - t[b_idx[rs]]
         good = (count >= confirm_count) | (span >= confirm_ms)
@@ -558,7 +577,8 @@ def _state_findings(
     condition_id: int | None = None,
 ) -> list[Finding]:
     """Episodes of a device state from (t_ms, record_id, code) observations."""
-    if not coded:
+    # Most states are healthy throughout: no episode can start, so no arrays are built.
+    if not any(c >= POSSIBLE for _, _, c in coded):
         return []
     periods = active if active is not None else spec.active
     rows = sorted(coded)
@@ -589,23 +609,42 @@ _STATUS_RULES: tuple[tuple[str, str, str, str], ...] = (
 
 
 def _status_findings(spec: AllocationSpec, params: RuleParams, horizon_ms: int) -> list[Finding]:
-    status = [o for o in spec.observations if o.type == "status"]
+    status = spec.by_type.get("status", ())
     if not status:
         return []
+    # One pass finds the states that ever go bad: only those can have an episode, so only
+    # those are coded (most devices report healthy throughout).
+    bad_fields: set[str] = set()
+    lowest = math.inf
+    for o in status:
+        fields = o.fields
+        for _, name, bad, _ in _STATUS_RULES:
+            if fields.get(name) == bad:
+                bad_fields.add(name)
+        if fields.get("unit_moved") is True:
+            bad_fields.add("unit_moved")
+        pct = fields.get("battery_pct")
+        if isinstance(pct, int | float) and pct < lowest:
+            lowest = float(pct)
     findings: list[Finding] = []
     for rule_id, name, bad, good in _STATUS_RULES:
+        if name not in bad_fields:
+            continue
         coded = [
             (o.t_ms, o.record_id, BREACH if o.fields[name] == bad else CLEAR)
             for o in status
             if o.fields.get(name) in (bad, good)
         ]
         findings += _state_findings(spec, rule_id, coded, 1, horizon_ms)
-    moved = [
-        (o.t_ms, o.record_id, BREACH if o.fields["unit_moved"] else CLEAR)
-        for o in status
-        if isinstance(o.fields.get("unit_moved"), bool)
-    ]
-    findings += _state_findings(spec, "home_unit.moved", moved, 1, horizon_ms)
+    if "unit_moved" in bad_fields:
+        moved = [
+            (o.t_ms, o.record_id, BREACH if o.fields["unit_moved"] else CLEAR)
+            for o in status
+            if isinstance(o.fields.get("unit_moved"), bool)
+        ]
+        findings += _state_findings(spec, "home_unit.moved", moved, 1, horizon_ms)
+    if lowest >= params.battery_low_pct and lowest > params.battery_flat_pct and lowest >= 0:
+        return findings
     battery = [
         (o.t_ms, o.record_id, float(o.fields["battery_pct"]))
         for o in status
@@ -628,7 +667,7 @@ def _status_findings(spec: AllocationSpec, params: RuleParams, horizon_ms: int) 
 
 
 def _alcohol_findings(spec: AllocationSpec, params: RuleParams, horizon_ms: int) -> list[Finding]:
-    readings = [o for o in spec.observations if o.type == "alcohol"]
+    readings = spec.by_type.get("alcohol", ())
     if not readings:
         return []
 
@@ -652,8 +691,8 @@ def _alcohol_findings(spec: AllocationSpec, params: RuleParams, horizon_ms: int)
 
 def _checkin_findings(spec: AllocationSpec) -> list[Finding]:
     out: list[Finding] = []
-    for o in spec.observations:
-        result = o.fields.get("result") if o.type == "checkin" else None
+    for o in spec.by_type.get("checkin", ()):
+        result = o.fields.get("result")
         if result in ("missed", "failed") and spec.active.contains(o.t_ms):
             rule_id = f"checkin.{result}"
             out.append(
@@ -675,11 +714,7 @@ def _rf_findings(spec: AllocationSpec, params: RuleParams, horizon_ms: int) -> l
     """RF absence per curfew; the state at each period's start carries from before it."""
     if spec.location_source != "rf" or not spec.curfews:
         return []
-    rf = sorted(
-        (o.t_ms, o.record_id, BREACH if o.fields.get("state") == "out_of_range" else CLEAR)
-        for o in spec.observations
-        if o.type == "rf" and o.fields.get("state") in ("in_range", "out_of_range")
-    )
+    rf = [(t, record, CLEAR if in_range else BREACH) for t, record, in_range in spec.rf_states]
     if not rf:
         return []
     times = [r[0] for r in rf]
@@ -714,11 +749,7 @@ def _no_presence_findings(
         return []
     grace = int(params.presence_grace_seconds * 1000)
     lookback = int(params.presence_lookback_seconds * 1000)
-    rf = sorted(
-        (o.t_ms, o.fields.get("state") == "in_range")
-        for o in spec.observations
-        if o.type == "rf" and o.fields.get("state") in ("in_range", "out_of_range")
-    )
+    rf = sorted((t, in_range) for t, _, in_range in spec.rf_states)
     rf_times = [t for t, _ in rf]
     rule = RULES["curfew.no_presence"]
     out: list[Finding] = []
@@ -827,9 +858,10 @@ def _gaps(
     With `other` (times, ids) a gap counts only when other records arrived during it after
     the limit passed: data flowing without this kind of record.
     """
-    starts = np.r_[prior_ms, t]
-    start_ids = np.r_[0, ids]
-    ends = np.r_[t, until_ms]
+    # np.concatenate, not np.r_: this runs for every allocation and np.r_ costs far more.
+    starts = np.concatenate((np.array([prior_ms], np.int64), t))
+    start_ids = np.concatenate((np.zeros(1, np.int64), ids))
+    ends = np.append(t, np.int64(until_ms))
     is_open = np.zeros(starts.shape[0], np.bool_)
     # The last gap runs to the horizon, or ends at removal when the device came off before.
     is_open[-1] = until_ms < spec.active.spans[-1][1]

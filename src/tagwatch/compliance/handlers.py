@@ -33,9 +33,23 @@ class PendingEvaluation:
     Several requests for one allocation merge into the earliest since and the latest time."""
 
     windows: dict[int, tuple[dt.datetime, dt.datetime]] = field(default_factory=dict)
+    # Allocations asked for only because records arrived: rules that read none of the kinds
+    # of record that arrived keep their violations (see `service.evaluate_allocations`).
+    records_only: set[int] = field(default_factory=set)
 
-    def add(self, allocation_id: int, since: dt.datetime, now: dt.datetime) -> None:
+    def add(
+        self,
+        allocation_id: int,
+        since: dt.datetime,
+        now: dt.datetime,
+        *,
+        records_only: bool = False,
+    ) -> None:
         earlier = self.windows.get(allocation_id)
+        if not records_only:
+            self.records_only.discard(allocation_id)
+        elif earlier is None:
+            self.records_only.add(allocation_id)
         if earlier is not None:
             since, now = min(since, earlier[0]), max(now, earlier[1])
         self.windows[allocation_id] = (since, now)
@@ -45,7 +59,7 @@ class PendingEvaluation:
         for allocation_id, (since, now) in self.windows.items():
             by_time.setdefault(now, {})[allocation_id] = since
         for now in sorted(by_time):
-            service.evaluate_and_publish(session, by_time[now], now)
+            service.evaluate_and_publish(session, by_time[now], now, records_only=self.records_only)
 
 
 def pending(session: Session) -> PendingEvaluation:
@@ -56,7 +70,7 @@ def on_telemetry_stored(session: Session, event: TelemetryStored) -> None:
     """Evaluate each touched allocation from the earliest record the change touched."""
     evaluations = pending(session)
     for allocation_id, (earliest, _) in event.windows.items():
-        evaluations.add(allocation_id, earliest, event.received_at)
+        evaluations.add(allocation_id, earliest, event.received_at, records_only=True)
 
 
 def on_allocation_recorded(session: Session, event: AllocationRecorded) -> None:

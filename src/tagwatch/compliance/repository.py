@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, Table, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from tagwatch.compliance.models import AuthorisedAbsence, Violation, ZoneSuspension
 from tagwatch.telemetry.epoch import to_ms
@@ -21,20 +22,45 @@ _ROWS_PER_QUERY = 900
 
 def standing_since(
     session: Session, moments: Mapping[int, dt.datetime]
-) -> dict[int, list[tuple[dt.datetime, dt.datetime | None]]]:
-    """Per allocation: (start, end) of its standing violations still running at or after its
-    moment (the ones an evaluation from there may have to re-derive whole)."""
-    found: dict[int, list[tuple[dt.datetime, dt.datetime | None]]] = {}
+) -> dict[int, list[tuple[str, dt.datetime, dt.datetime | None]]]:
+    """Per allocation: (rule, start, end) of its standing violations still running at or
+    after its moment (the ones an evaluation from there may have to re-derive whole)."""
+    found: dict[int, list[tuple[str, dt.datetime, dt.datetime | None]]] = {}
     for part in _chunks(sorted(moments)):
         earliest = min(moments[a] for a in part)
-        query = select(Violation.allocation_id, Violation.start, Violation.end).where(
+        query = select(
+            Violation.allocation_id, Violation.rule_id, Violation.start, Violation.end
+        ).where(
             Violation.allocation_id.in_(part),
             Violation.withdrawn_at.is_(None),
             or_(Violation.end.is_(None), Violation.end >= earliest),
         )
-        for allocation_id, start, end in session.execute(query):
+        for allocation_id, rule_id, start, end in session.execute(query):
             if end is None or end >= moments[allocation_id]:
-                found.setdefault(allocation_id, []).append((start, end))
+                found.setdefault(allocation_id, []).append((rule_id, start, end))
+    return found
+
+
+def record_kinds_since(session: Session, moments: Mapping[int, dt.datetime]) -> dict[int, set[str]]:
+    """Per allocation: the kinds of record it has observed at or after its moment ("fix" or a
+    device event type); allocations with none are left out."""
+    found: dict[int, set[str]] = {}
+    for part in _chunks(sorted(moments)):
+        params = {}
+        rows = []
+        for i, allocation_id in enumerate(part):
+            params[f"a{i}"], params[f"t{i}"] = allocation_id, to_ms(moments[allocation_id])
+            rows.append(f"(CAST(:a{i} AS BIGINT), CAST(:t{i} AS BIGINT))")
+        # Index ranges on (allocation_id, t_ms) from each moment on.
+        sql = text(
+            f"WITH w(a, t) AS (VALUES {', '.join(rows)})"
+            " SELECT w.a, e.type FROM w JOIN device_event e"
+            " ON e.allocation_id = w.a AND e.t_ms >= w.t GROUP BY w.a, e.type"
+            " UNION ALL SELECT w.a, 'fix' FROM w WHERE EXISTS"
+            " (SELECT 1 FROM gps_fix f WHERE f.allocation_id = w.a AND f.t_ms >= w.t)"
+        )
+        for allocation_id, kind in session.execute(sql, params):
+            found.setdefault(int(allocation_id), set()).add(str(kind))
     return found
 
 
@@ -51,26 +77,100 @@ def latest_records_before(
     return records_before(session, {a: to_ms(moment) for a, moment in moments.items()}, rf=rf)
 
 
-def violations_since(
+class StoredViolation(NamedTuple):
+    """A stored violation's natural key and what an evaluation may change, read without the
+    ORM: reconciliation compares many of them and writes only the differences."""
+
+    id: int
+    allocation_id: int
+    rule_id: str
+    condition_key: int
+    start: dt.datetime
+    end: dt.datetime | None
+    rule_version: str
+    rule_set_version: str
+    severity: str
+    status: str
+    needs_review: bool
+    evidence_fixes: list[int]
+    evidence_events: list[int]
+    withdrawn_at: dt.datetime | None
+
+
+_STORED_COLUMNS = [getattr(Violation, name) for name in StoredViolation._fields]
+_VIOLATIONS = cast(Table, Violation.__table__)
+
+
+def violation_keys_since(
     session: Session, moments: Mapping[int, dt.datetime]
-) -> dict[int, list[Violation]]:
-    """Per allocation: every violation starting at or after its moment, withdrawn included."""
-    wanted: list[int] = []
+) -> list[tuple[int, int, str, dt.datetime]]:
+    """(id, allocation, rule, start) of every violation of each allocation starting at or
+    after its moment, withdrawn included: cheap to read, to choose which to read whole."""
+    found: list[tuple[int, int, str, dt.datetime]] = []
     for part in _chunks(sorted(moments)):
         earliest = min(moments[a] for a in part)
-        query = select(Violation.id, Violation.allocation_id, Violation.start).where(
-            Violation.allocation_id.in_(part), Violation.start >= earliest
-        )
-        wanted.extend(
-            violation_id
-            for violation_id, allocation_id, start in session.execute(query)
+        query = select(
+            Violation.id, Violation.allocation_id, Violation.rule_id, Violation.start
+        ).where(Violation.allocation_id.in_(part), Violation.start >= earliest)
+        found.extend(
+            (violation_id, allocation_id, rule_id, start)
+            for violation_id, allocation_id, rule_id, start in session.execute(query)
             if start >= moments[allocation_id]
         )
-    found: dict[int, list[Violation]] = {allocation_id: [] for allocation_id in moments}
-    for part in _chunks(wanted, _ROWS_PER_QUERY):
-        for violation in session.execute(select(Violation).where(Violation.id.in_(part))).scalars():
-            found[violation.allocation_id].append(violation)
     return found
+
+
+def violations_by_id(session: Session, ids: Collection[int]) -> list[StoredViolation]:
+    make = StoredViolation._make
+    found: list[StoredViolation] = []
+    for part in _chunks(sorted(ids), _ROWS_PER_QUERY):
+        query = select(*_STORED_COLUMNS).where(Violation.id.in_(part))
+        found.extend(make(row) for row in session.execute(query))
+    return found
+
+
+def insert_violations(session: Session, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Insert violations in one statement (batched by the driver); their ids, in order."""
+    if not rows:
+        return []
+    statement = insert(_VIOLATIONS).returning(_VIOLATIONS.c.id, sort_by_parameter_order=True)
+    return [int(i) for i in session.execute(statement, list(rows)).scalars()]
+
+
+def update_violations(session: Session, changes: Mapping[int, Mapping[str, Any]]) -> None:
+    """Rewrite changed columns of violations by id: one executemany per set of columns."""
+    table = _VIOLATIONS
+    by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for violation_id, values in changes.items():
+        # Bound names must differ from the column names an UPDATE binds itself.
+        row = {f"new_{name}": value for name, value in values.items()}
+        row["row_id"] = violation_id
+        by_shape.setdefault(tuple(sorted(values)), []).append(row)
+    for shape, rows in by_shape.items():
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("row_id"))
+            .values({name: bindparam(f"new_{name}") for name in shape})
+        )
+        session.execute(statement, rows)
+    _expire(session, list(changes))
+
+
+def mark_violations(session: Session, ids: Collection[int], **values: Any) -> None:
+    """Set the same values on many violations (evaluated or withdrawn at a moment)."""
+    table = _VIOLATIONS
+    ordered = sorted(ids)
+    for part in _chunks(ordered, _ROWS_PER_QUERY):
+        session.execute(update(table).where(table.c.id.in_(part)).values(**values))
+    _expire(session, ordered)
+
+
+def _expire(session: Session, ids: Collection[int]) -> None:
+    """Violations written with Core statements: loaded copies in the session reload them."""
+    for violation_id in ids:
+        cached = session.identity_map.get(identity_key(Violation, violation_id))
+        if cached is not None:
+            session.expire(cached)
 
 
 def _chunks(ids: Sequence[int], size: int = _IDS_PER_QUERY) -> Iterator[Sequence[int]]:

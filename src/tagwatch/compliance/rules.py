@@ -15,6 +15,11 @@ RULE_SET_VERSION = "2026.11.1"
 Severity = Literal["low", "medium", "high"]
 
 
+# Kinds of record a rule reads: a GPS fix, or a device event of that type.
+RecordKind = Literal["fix", "rf", "status", "alcohol", "checkin"]
+ALL_RECORDS: frozenset[RecordKind] = frozenset(("fix", "rf", "status", "alcohol", "checkin"))
+
+
 @dataclass(frozen=True)
 class Rule:
     rule_id: str
@@ -22,7 +27,16 @@ class Rule:
     severity: Severity
     needs_review: bool
     title: str
+    # A rule's findings change only when records of these kinds arrive (or the conditions
+    # change): new records of other kinds leave them as they are. Rules whose findings also
+    # change as time passes (a curfew period ends, a presence deadline passes) read every
+    # kind: any evaluation brings them up to its moment, as one from scratch would.
+    reads: frozenset[RecordKind] = ALL_RECORDS
 
+
+_STATUS: frozenset[RecordKind] = frozenset(("status",))
+_ALCOHOL: frozenset[RecordKind] = frozenset(("alcohol",))
+_CHECKIN: frozenset[RecordKind] = frozenset(("checkin",))
 
 RULES: dict[str, Rule] = {
     rule.rule_id: rule
@@ -32,20 +46,20 @@ RULES: dict[str, Rule] = {
         Rule("curfew.no_presence", "1", "high", False, "No evidence of presence at curfew"),
         Rule("zone.exclusion.entry", "1", "high", False, "Entered an exclusion zone"),
         Rule("zone.inclusion.exit", "1", "high", False, "Left an inclusion zone"),
-        Rule("tamper.strap", "1", "high", True, "Strap tamper"),
-        Rule("tamper.body", "1", "medium", True, "Body contact lost"),
-        Rule("tamper.case", "1", "high", True, "Case tamper"),
-        Rule("battery.low", "1", "low", False, "Battery low"),
-        Rule("battery.flat", "1", "medium", False, "Battery flat"),
+        Rule("tamper.strap", "1", "high", True, "Strap tamper", _STATUS),
+        Rule("tamper.body", "1", "medium", True, "Body contact lost", _STATUS),
+        Rule("tamper.case", "1", "high", True, "Case tamper", _STATUS),
+        Rule("battery.low", "1", "low", False, "Battery low", _STATUS),
+        Rule("battery.flat", "1", "medium", False, "Battery flat", _STATUS),
         Rule("device.loss_of_communication", "1", "medium", False, "Loss of communication"),
         Rule("device.loss_of_location", "1", "medium", False, "Loss of location"),
-        Rule("home_unit.power_loss", "1", "medium", False, "Home unit power loss"),
-        Rule("home_unit.moved", "1", "medium", False, "Home unit moved"),
-        Rule("alcohol.detected", "1", "high", False, "Alcohol detected"),
-        Rule("alcohol.obstruction", "1", "medium", True, "Alcohol reading obstructed"),
-        Rule("alcohol.tamper", "1", "high", True, "Alcohol tag tamper"),
-        Rule("checkin.missed", "1", "medium", False, "Missed check-in"),
-        Rule("checkin.failed", "1", "medium", False, "Failed check-in"),
+        Rule("home_unit.power_loss", "1", "medium", False, "Home unit power loss", _STATUS),
+        Rule("home_unit.moved", "1", "medium", False, "Home unit moved", _STATUS),
+        Rule("alcohol.detected", "1", "high", False, "Alcohol detected", _ALCOHOL),
+        Rule("alcohol.obstruction", "1", "medium", True, "Alcohol reading obstructed", _ALCOHOL),
+        Rule("alcohol.tamper", "1", "high", True, "Alcohol tag tamper", _ALCOHOL),
+        Rule("checkin.missed", "1", "medium", False, "Missed check-in", _CHECKIN),
+        Rule("checkin.failed", "1", "medium", False, "Failed check-in", _CHECKIN),
     )
 }
 

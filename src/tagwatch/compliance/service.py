@@ -3,22 +3,32 @@
 Evaluating from a moment `since` re-derives every violation of the allocation that starts
 at or after an *owned-from* moment, from all the records from a padded load start onwards:
 
-1. `since` moves back to the start of any standing violation still running at it, and to
-   the latest record before it (a gap or an episode that began earlier is re-derived whole);
+1. `since` moves back to the latest record before it (a gap that ends inside the window is
+   re-derived whole), and then, rule by rule, to the start of any standing violation of that
+   rule still running there (curfew absences also by their grace: one too short to be
+   stored yet is re-derived whole once it outlasts it);
 2. records load from `owned_from - pad` (the rules' look-back), never before fitting;
-3. the kernel evaluates at `now`; findings starting at or after `owned_from` are reconciled
-   with the stored violations by natural key: new ones are added, changed ones updated, and
-   stored ones no longer found are withdrawn. Violations before `owned_from` are untouched.
+3. the kernel evaluates at `now`; for each rule, findings starting at or after its
+   `owned_from` are reconciled with the stored violations by natural key: new ones are
+   added, changed ones updated, and stored ones no longer found are withdrawn. Violations
+   before `owned_from` are untouched.
+
+When records arrive, only the rules that read a kind of record among them are re-derived
+(`Rule.reads`): the others' violations cannot have changed. So a fix leaves a battery
+episode standing for days alone, and evaluating one new record costs a short window, not
+the history behind every open violation.
 
 So evaluation is idempotent, and the stored result for any set of records is the same
-however they were split into batches or ordered. Never commits.
+however they were split into batches or ordered. Violation changes are written with a few
+bulk statements per group of allocations. Never commits.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -45,6 +55,7 @@ from tagwatch.compliance.engine import (
 from tagwatch.compliance.events import ViolationsChanged
 from tagwatch.compliance.models import AuthorisedAbsence, Violation, ZoneSuspension
 from tagwatch.compliance.rules import (
+    ALL_RECORDS,
     DEFAULT_PARAMS,
     REPORTING_INTERVAL_SECONDS,
     RULES,
@@ -52,7 +63,8 @@ from tagwatch.compliance.rules import (
 )
 from tagwatch.compliance.schemas import AbsenceIn, SuspensionIn
 from tagwatch.events import publish
-from tagwatch.geo.projection import point_to_bng, to_bng
+from tagwatch.geo.projection import to_bng
+from tagwatch.settings import settings_of
 from tagwatch.telemetry.epoch import from_ms, to_ms
 from tagwatch.telemetry.repository import (
     events_by_id,
@@ -61,9 +73,11 @@ from tagwatch.telemetry.repository import (
     load_fixes_from,
 )
 
-# Records this far before the owned window are loaded too: covers every rule's look-back and
-# the grace of episodes that are not stored yet.
-EVALUATION_PAD = dt.timedelta(hours=6)
+# Records this far before the owned window are loaded too: covers every rule's look-back
+# (30 minutes) and the grace of episodes too short to be stored yet (5 minutes), with room
+# for clock skew. Episodes that are stored move the owned window back themselves, so this
+# need not reach back to their start; a longer pad only costs time.
+EVALUATION_PAD = dt.timedelta(hours=1)
 _EXTEND_LIMIT = 20
 # Allocations evaluated together: one kernel run, a handful of queries.
 EVALUATION_GROUP = 500
@@ -110,12 +124,22 @@ def evaluate_and_publish(
     windows: Mapping[int, dt.datetime],
     now: dt.datetime,
     params: RuleParams = DEFAULT_PARAMS,
+    *,
+    records_only: Collection[int] = (),
 ) -> ViolationsChanged:
     """Evaluate several allocations and tell downstream domains what changed (one event)."""
-    event = evaluate_allocations(session, windows, now, params).event(now)
+    changes = evaluate_allocations(session, windows, now, params, records_only=records_only)
+    event = changes.event(now)
     if event:
         publish(session, event)
     return event
+
+
+# Per allocation: the rules re-derived, each from where its owned history starts.
+Owned = dict[int, dict[str, dt.datetime]]
+# Stands for rules no longer in the catalogue: their stored violations are withdrawn when an
+# allocation is re-derived in full.
+_ANY_RULE = "*"
 
 
 def evaluate_allocations(
@@ -123,60 +147,126 @@ def evaluate_allocations(
     windows: Mapping[int, dt.datetime],
     now: dt.datetime,
     params: RuleParams = DEFAULT_PARAMS,
+    *,
+    records_only: Collection[int] = (),
 ) -> Changes:
     """Re-derive the violations of each allocation from its `since` at `now`: one kernel run
-    and a handful of queries per group of allocations, not a round of queries for each."""
+    and a handful of queries per group of allocations, not a round of queries for each.
+
+    `records_only`: allocations asked for only because records arrived. Of those, only the
+    rules that read a kind of record observed from `since` on are re-derived; the others'
+    violations cannot have changed (a new fix leaves a standing battery episode as it is, so
+    it need not be re-derived from its start)."""
     changes = Changes()
     ids = sorted(windows)
+    narrowed = set(records_only)
     for offset in range(0, len(ids), EVALUATION_GROUP):
         group = {a: windows[a] for a in ids[offset : offset + EVALUATION_GROUP]}
         contexts = load_contexts(session, group)
         if not contexts:
             continue
-        owned = _owned_from(
-            session, contexts, {a: max(group[a], c.watched_from) for a, c in contexts.items()}
-        )
-        load_from = {a: max(c.watched_from, owned[a] - EVALUATION_PAD) for a, c in contexts.items()}
-        findings = evaluate_contexts(session, contexts, load_from, now, params)
-        changes.merge(reconcile(session, contexts, findings, owned, now, params))
+        since = {a: max(group[a], c.watched_from) for a, c in contexts.items()}
+        # Records that reach the start of watching move it: everything is re-derived.
+        partial = {
+            a: since[a] for a, c in contexts.items() if a in narrowed and group[a] > c.watched_from
+        }
+        rules = _rules_to_derive(session, since, partial)
+        owned = _owned_from(session, contexts, since, rules, _grace_reach(session, params))
+        if not owned:
+            continue
+        load_from = {
+            a: max(contexts[a].watched_from, min(by_rule.values()) - EVALUATION_PAD)
+            for a, by_rule in owned.items()
+        }
+        evaluated = {a: contexts[a] for a in owned}
+        findings = evaluate_contexts(session, evaluated, load_from, now, params)
+        changes.merge(reconcile(session, evaluated, findings, owned, now, params))
     return changes
 
 
+def _rules_to_derive(
+    session: Session, since: Mapping[int, dt.datetime], partial: Mapping[int, dt.datetime]
+) -> dict[int, tuple[str, ...]]:
+    """Per allocation: the rules to re-derive (all of them, unless it is in `partial`)."""
+    everything = (*RULES, _ANY_RULE)
+    kinds = repository.record_kinds_since(session, partial) if partial else {}
+    chosen: dict[int, tuple[str, ...]] = {}
+    for allocation_id in since:
+        if allocation_id not in partial:
+            chosen[allocation_id] = everything
+            continue
+        present = kinds.get(allocation_id, set())
+        if not present <= ALL_RECORDS:  # a kind of record no rule names: be safe
+            chosen[allocation_id] = everything
+            continue
+        rules = tuple(rule_id for rule_id, rule in RULES.items() if rule.reads & present)
+        if rules:
+            chosen[allocation_id] = rules
+    return chosen
+
+
+# Absences shorter than the grace are not stored, so no standing violation moves the owned
+# window back to one still running when the next record arrives: these rules own their
+# history from further back (`_grace_reach`), and such an absence is found whole, from its
+# first fix, once it outlasts the grace.
+_GRACE_RULES = ("curfew.absence.gps", "curfew.absence.rf")
+
+
+def _grace_reach(session: Session, params: RuleParams) -> dt.timedelta:
+    """How far before the latest record an absence not stored yet can have begun: the grace,
+    plus the skew that lets a record's time run ahead of the moment it was evaluated at."""
+    skew = settings_of(session).clock_skew_seconds
+    return dt.timedelta(seconds=params.curfew_grace_seconds + skew)
+
+
 def _owned_from(
-    session: Session, contexts: Mapping[int, AllocationContext], since: Mapping[int, dt.datetime]
-) -> dict[int, dt.datetime]:
-    """Where the re-derived (owned) part of each allocation's history starts."""
+    session: Session,
+    contexts: Mapping[int, AllocationContext],
+    since: Mapping[int, dt.datetime],
+    rules: Mapping[int, Sequence[str]],
+    grace_reach: dt.timedelta,
+) -> Owned:
+    """Where the re-derived (owned) part of each allocation's history starts, per rule."""
     # A gap that ends inside the window began at the record before it, or at fitting.
-    before = repository.latest_records_before(session, since)
-    owned: dict[int, dt.datetime] = {}
-    for allocation_id, context in contexts.items():
+    before = repository.latest_records_before(session, {a: since[a] for a in rules})
+    owned: Owned = {}
+    for allocation_id, chosen in rules.items():
+        context = contexts[allocation_id]
         latest = before.get(allocation_id)
         predecessors = [None, None] if latest is None else [latest.any_ms, latest.fix_ms]
         if context.location_source != "gps":
             predecessors = predecessors[:1]
-        owned[allocation_id] = min(
+        start = min(
             [
                 since[allocation_id],
                 *(context.watched_from if ms is None else from_ms(ms) for ms in predecessors),
             ]
         )
-    # A violation still standing there is re-derived whole, and so on back.
-    moving = dict(owned)
+        owned[allocation_id] = dict.fromkeys(chosen, start)
+        for rule_id in _GRACE_RULES:
+            if rule_id in owned[allocation_id]:
+                owned[allocation_id][rule_id] = start - grace_reach
+    # A violation of a rule still standing there is re-derived whole, and so on back.
+    moving = {a: dict(by_rule) for a, by_rule in owned.items()}
     for _ in range(_EXTEND_LIMIT):
-        standing = repository.standing_since(session, moving)
-        moved: dict[int, dt.datetime] = {}
-        for allocation_id, at in moving.items():
-            starts = [
-                start
-                for start, end in standing.get(allocation_id, ())
-                if start < at and (end is None or end >= at)
-            ]
-            if starts:
-                moved[allocation_id] = owned[allocation_id] = min(starts)
+        standing = repository.standing_since(
+            session, {a: min(by_rule.values()) for a, by_rule in moving.items()}
+        )
+        moved: Owned = {}
+        for allocation_id, by_rule in moving.items():
+            for rule_id, start, end in standing.get(allocation_id, ()):
+                at = moved.get(allocation_id, {}).get(rule_id, by_rule.get(rule_id))
+                if at is not None and start < at and (end is None or end >= by_rule[rule_id]):
+                    moved.setdefault(allocation_id, {})[rule_id] = start
         if not moved:
             break
+        for allocation_id, by_rule in moved.items():
+            owned[allocation_id].update(by_rule)
         moving = moved
-    return {a: max(owned[a], c.watched_from) for a, c in contexts.items()}
+    return {
+        a: {rule_id: max(at, contexts[a].watched_from) for rule_id, at in by_rule.items()}
+        for a, by_rule in owned.items()
+    }
 
 
 def evaluate_contexts(
@@ -276,9 +366,13 @@ def build_spec(
             suspended.setdefault(s.condition_id, []).append((to_ms(s.start), to_ms(s.end)))
     curfews = []
     for curfew in context.curfews:
-        hx, hy = point_to_bng(curfew.lon, curfew.lat)
         curfews.append(
-            CurfewSpec(curfew.condition_id, hx, hy, curfew.periods(span_start, span_end))
+            CurfewSpec(
+                curfew.condition_id,
+                curfew.home_x,
+                curfew.home_y,
+                curfew.periods(span_start, span_end),
+            )
         )
     zones = [
         ZoneSpec(
@@ -310,62 +404,75 @@ def reconcile(
     session: Session,
     contexts: Mapping[int, AllocationContext],
     findings: Iterable[Finding],
-    owned_from: Mapping[int, dt.datetime],
+    owned_from: Mapping[int, Mapping[str, dt.datetime]],
     now: dt.datetime,
     params: RuleParams = DEFAULT_PARAMS,
 ) -> Changes:
-    """Make each allocation's stored violations from its `owned_from` on exactly the
-    findings given for it."""
-    owned_ms = {a: to_ms(moment) for a, moment in owned_from.items()}
-    produced: dict[int, dict[tuple[str, int, int], Finding]] = {a: {} for a in contexts}
+    """Make the stored violations of each allocation and rule in `owned_from`, from where
+    that rule's owned history starts, exactly the findings given: compared as plain rows,
+    written as a few bulk statements."""
+    owned_ms = {
+        a: {rule_id: to_ms(at) for rule_id, at in by_rule.items()}
+        for a, by_rule in owned_from.items()
+    }
+    produced: dict[int, dict[tuple[str, int, int], Finding]] = {a: {} for a in owned_from}
     for f in findings:
-        if f.allocation_id in produced and f.start_ms >= owned_ms[f.allocation_id]:
+        start = owned_ms.get(f.allocation_id, {}).get(f.rule_id)
+        if start is not None and f.start_ms >= start:
             produced[f.allocation_id][f.key[1:]] = f
-    stored = repository.violations_since(session, owned_from)
+    # Only the violations of the rules re-derived, each from where its history is owned.
+    keys = repository.violation_keys_since(
+        session, {a: min(by_rule.values()) for a, by_rule in owned_from.items()}
+    )
+    chosen = []
+    for violation_id, allocation_id, rule_id, begins in keys:
+        rules = owned_ms[allocation_id]
+        limit = rules.get(rule_id, rules.get(_ANY_RULE))
+        if limit is not None and to_ms(begins) >= limit:
+            chosen.append(violation_id)
+    stored: dict[int, list[repository.StoredViolation]] = {a: [] for a in owned_from}
+    for violation in repository.violations_by_id(session, chosen):
+        stored[violation.allocation_id].append(violation)
     changes = Changes()
-    fresh: list[Violation] = []
-    for allocation_id, context in sorted(contexts.items()):
+    fresh: list[dict[str, Any]] = []
+    rewritten: dict[int, dict[str, Any]] = {}
+    unchanged: list[int] = []  # found again as they were: only evaluated_at moves
+    withdrawn: list[int] = []
+    for allocation_id in sorted(owned_ms):
+        context = contexts[allocation_id]
         mine = produced[allocation_id]
-        existing = {
-            (v.rule_id, v.condition_key, to_ms(v.start)): v for v in stored.get(allocation_id, ())
-        }
+        existing = {(v.rule_id, v.condition_key, to_ms(v.start)): v for v in stored[allocation_id]}
         for key, finding in sorted(mine.items()):
+            shown = _shown(finding, params)
             row = existing.get(key)
             if row is None:
-                row = Violation(
-                    allocation_id=context.allocation_id,
-                    order_id=context.order_id,
-                    person_id=context.person_id,
-                    condition_key=finding.condition_id or 0,
-                    rule_id=finding.rule_id,
-                    start=from_ms(finding.start_ms),
-                    first_found_at=now,
-                )
-                _apply(row, finding, params, now)
-                repository.add(session, row)
-                fresh.append(row)
+                fresh.append(_new_row(context, finding, shown, now))
                 continue
-            was_withdrawn = row.withdrawn_at is not None
-            changed = _apply(row, finding, params, now)
-            row.withdrawn_at = None
-            if was_withdrawn:
+            diff = {name: value for name, value in shown.items() if getattr(row, name) != value}
+            if row.withdrawn_at is not None:
+                diff["withdrawn_at"] = None
                 changes.opened.append(row.id)
-            elif changed:
+            elif diff:
                 changes.updated.append(row.id)
+            if diff:
+                rewritten[row.id] = {**diff, "evaluated_at": now}
+            else:
+                unchanged.append(row.id)
         for key, row in existing.items():
             if key not in mine and row.withdrawn_at is None:
-                row.withdrawn_at = now
-                row.evaluated_at = now
+                withdrawn.append(row.id)
                 changes.closed.append(row.id)
-    repository.flush(session)
-    changes.opened += [row.id for row in fresh]
+    repository.update_violations(session, rewritten)
+    repository.mark_violations(session, unchanged, evaluated_at=now)
+    repository.mark_violations(session, withdrawn, withdrawn_at=now, evaluated_at=now)
+    changes.opened += repository.insert_violations(session, fresh)
     return changes
 
 
-def _apply(row: Violation, finding: Finding, params: RuleParams, now: dt.datetime) -> bool:
-    """Copy a finding onto a stored violation; True when anything it shows changed."""
+def _shown(finding: Finding, params: RuleParams) -> dict[str, Any]:
+    """What a stored violation shows of a finding (beyond its natural key)."""
     rule = RULES[finding.rule_id]
-    values = {
+    return {
         "end": None if finding.end_ms is None else from_ms(finding.end_ms),
         "rule_version": finding.rule_version,
         "rule_set_version": params.version,
@@ -375,13 +482,23 @@ def _apply(row: Violation, finding: Finding, params: RuleParams, now: dt.datetim
         "evidence_fixes": sorted(i for i in finding.evidence if i > 0),
         "evidence_events": sorted(-i for i in finding.evidence if i < 0),
     }
-    changed = False
-    for name, value in values.items():
-        if getattr(row, name, None) != value:
-            setattr(row, name, value)
-            changed = True
-    row.evaluated_at = now
-    return changed
+
+
+def _new_row(
+    context: AllocationContext, finding: Finding, shown: Mapping[str, Any], now: dt.datetime
+) -> dict[str, Any]:
+    return {
+        "allocation_id": context.allocation_id,
+        "order_id": context.order_id,
+        "person_id": context.person_id,
+        "condition_key": finding.condition_id or 0,
+        "rule_id": finding.rule_id,
+        "start": from_ms(finding.start_ms),
+        **shown,
+        "withdrawn_at": None,
+        "first_found_at": now,
+        "evaluated_at": now,
+    }
 
 
 def standing(session: Session, allocation_id: int) -> list[Violation]:
