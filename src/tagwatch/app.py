@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import structlog
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tagwatch import __version__
 from tagwatch.access.permissions import public
@@ -42,11 +44,13 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     for module in domain_modules("middleware"):
         module.install(app)
-    app.middleware("http")(_request_id)
-    for module in domain_modules("api"):
-        app.include_router(module.router, prefix="/api/v1")
+    app.add_middleware(RequestIdMiddleware)  # added last, so it runs first
+    # Routes are matched in order, one by one. Pages come first: people wait on them, and no
+    # page path begins with /api/, so the API's routes cannot be shadowed by them.
     for module in domain_modules("pages"):
         app.include_router(module.router)
+    for module in domain_modules("api"):
+        app.include_router(module.router, prefix="/api/v1")
     for module in domain_modules("startup"):
         module.install(app)
     _core_routes(app)
@@ -70,17 +74,34 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             scheduler.stop()
 
 
-async def _request_id(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-    structlog.contextvars.bind_contextvars(request_id=request_id)
-    try:
-        response = await call_next(request)
-    finally:
-        structlog.contextvars.unbind_contextvars("request_id")
-    response.headers["x-request-id"] = request_id
-    return response
+class RequestIdMiddleware:
+    """Names each request (the caller's `X-Request-ID`, else a new one) in the log context,
+    so log lines and audit entries carry it, and echoes it in the response.
+
+    A plain ASGI middleware: Starlette's `BaseHTTPMiddleware` (`app.middleware("http")`) runs
+    every request through a task and memory streams of its own.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        offered = Headers(scope=scope).get("x-request-id")
+        request_id = offered or uuid.uuid4().hex
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)["x-request-id"] = request_id
+            await send(message)
+
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            structlog.contextvars.unbind_contextvars("request_id")
 
 
 def _core_routes(app: FastAPI) -> None:

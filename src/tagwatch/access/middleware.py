@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tagwatch.access.permissions import get_principal
+from tagwatch.access.permissions import caller_of, get_principal
 from tagwatch.access.principal import Principal
 from tagwatch.access.service import principal_for_token, principal_for_user_id
 from tagwatch.access.sessions import (
@@ -133,6 +133,8 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 
 def _write_cookie(headers: MutableHeaders, settings: Settings, session: RequestSession) -> None:
+    if not session.changed:  # most requests: nothing to write
+        return
     # `write_cookie` speaks to a Response; its Set-Cookie header is carried over from one.
     carrier = Response()
     write_cookie(carrier, settings, session)
@@ -229,7 +231,7 @@ def current_principal(request: Request) -> Principal | None:
     """The caller as route guards see it, honouring a dependency override (the test clients)."""
     override = request.app.dependency_overrides.get(get_principal)
     if override is None:
-        return get_principal(request)
+        return caller_of(request)
     caller: Principal | None = (
         override(request) if inspect.signature(override).parameters else override()
     )

@@ -59,8 +59,15 @@ PERMISSIONS: dict[str, str] = {
 }
 
 
-def get_principal(request: Request) -> Principal | None:
+# The guards are coroutines: they only look at the request, and a plain function would be
+# sent to the thread pool and back on every request.
+async def get_principal(request: Request) -> Principal | None:
     """The authenticated caller, set on the request by the authentication middleware."""
+    return caller_of(request)
+
+
+def caller_of(request: Request) -> Principal | None:
+    """`get_principal` for code that is not a dependency."""
     return getattr(request.state, "principal", None)
 
 
@@ -69,7 +76,7 @@ def require(permission: str) -> Any:
     if permission not in PERMISSIONS:
         raise ValueError(f"unknown permission {permission!r}")
 
-    def guard(principal: Principal | None = Depends(get_principal)) -> Principal:
+    async def guard(principal: Principal | None = Depends(get_principal)) -> Principal:
         if principal is None:
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Sign in to continue")
         if not principal.has(permission):
@@ -83,7 +90,7 @@ def require(permission: str) -> Any:
 def public() -> Any:
     """A route dependency that marks a route as deliberately open to everyone."""
 
-    def open_route(principal: Principal | None = Depends(get_principal)) -> Principal | None:
+    async def open_route(principal: Principal | None = Depends(get_principal)) -> Principal | None:
         return principal
 
     open_route.permission = "public"  # type: ignore[attr-defined]

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from tagwatch.compliance import repository
-from tagwatch.compliance.context import allocation_ids_for_person, load_context
+from tagwatch.compliance.context import allocation_ids_for_person, load_contexts
 from tagwatch.compliance.engine import Intervals
 from tagwatch.compliance.schemas import ComplianceSummary, CurfewHours
 from tagwatch.telemetry.epoch import to_ms
@@ -31,15 +31,16 @@ def compliance_summary(
     scheduled: dict[int, Intervals] = {}
     excused: dict[int, Intervals] = {}
     absent: dict[int, Intervals] = defaultdict(Intervals)
-    for allocation_id in allocation_ids_for_person(session, person_id):
-        context = load_context(session, allocation_id)
-        if context is None:
-            continue
+    # Every allocation's context and every order's absences at once, not a round per allocation.
+    contexts = load_contexts(session, allocation_ids_for_person(session, person_id))
+    absences_by_order = repository.absences_for_orders(
+        session, {c.order_id for c in contexts.values()}, start, end
+    )
+    for _allocation_id, context in sorted(contexts.items()):
         removed = to_ms(context.removed_at) if context.removed_at else 2**62
         active = Intervals.of([(to_ms(context.watched_from), removed)]).intersect(window)
         absences = Intervals.of(
-            (to_ms(a.start), to_ms(a.end))
-            for a in repository.absences_for_order(session, context.order_id, start, end)
+            (to_ms(a.start), to_ms(a.end)) for a in absences_by_order.get(context.order_id, [])
         )
         for curfew in context.curfews:
             periods = curfew.periods(start, end).intersect(active)

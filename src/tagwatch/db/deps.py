@@ -39,5 +39,7 @@ DbSession = Annotated[Session, Depends(_request_session, scope="function")]
 # For acknowledgements a sender relies on (device telemetry): the commit is on disk, even on
 # SQLite, before the answer is sent.
 DurableSession = Annotated[Session, Depends(_durable_session, scope="function")]
-# The same for reads: the audit entries are durable before the page is sent.
+# The same for reads: the audit entries are durable before the page is sent. A sync route
+# taking it goes to the thread pool three times (the session's start, the route, its end); a
+# busy async page can do all three in one (`tagwatch.web.portal.render.read_page`).
 ReadSession = Annotated[Session, Depends(_read_session, scope="function")]

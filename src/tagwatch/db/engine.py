@@ -57,6 +57,9 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        # Read the database through a memory map rather than a read() call per page: an
+        # indexed page read costs a fraction as much (address space, not memory, up to 1 GiB).
+        cursor.execute("PRAGMA mmap_size=1073741824")
         cursor.close()
         record.info["synchronous"] = "NORMAL"
 

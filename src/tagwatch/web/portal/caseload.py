@@ -8,16 +8,16 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
 
 from tagwatch.access.audit import record
 from tagwatch.access.permissions import require
 from tagwatch.access.principal import Principal
 from tagwatch.cases.repository import PersonListing
 from tagwatch.db.base import utcnow
-from tagwatch.db.deps import ReadSession
 from tagwatch.web.portal import people
 from tagwatch.web.portal.glance import Glance, glance_for
-from tagwatch.web.portal.render import render
+from tagwatch.web.portal.render import read_page, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -92,9 +92,11 @@ def _sort_key(sort: str, now: dt.datetime):  # type: ignore[no-untyped-def]
 
 
 @router.get("/caseload", response_class=HTMLResponse)
-def caseload(
-    request: Request, session: ReadSession, principal: Principal = require("person:read")
-) -> Response:
+async def caseload(request: Request, principal: Principal = require("person:read")) -> Response:
+    return await read_page(request, lambda session: _caseload(request, session, principal))
+
+
+def _caseload(request: Request, session: Session, principal: Principal) -> Response:
     params = request.query_params
     q = params.get("q", "").strip()
     show = params.get("show", "all") if params.get("show") in SHOW else "all"

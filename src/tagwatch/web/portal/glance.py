@@ -91,9 +91,9 @@ _GLANCE = select(
 def glance_for(session: Session, person_ids: Collection[int]) -> dict[int, Glance]:
     found: dict[int, Glance] = {}
     for part in _chunks(person_ids):
-        for person_id, violations, alerts, fitted, fix_ms, event_ms in session.execute(
-            _GLANCE, {"ids": part}
-        ):
+        # Plain rows, on the session's connection: the ORM's result handling is for objects.
+        rows = session.connection().execute(_GLANCE, {"ids": part})
+        for person_id, violations, alerts, fitted, fix_ms, event_ms in rows:
             latest = max((t for t in (fix_ms, event_ms) if t is not None), default=None)
             found[person_id] = Glance(
                 open_violations=violations,

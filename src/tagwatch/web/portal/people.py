@@ -6,7 +6,7 @@ can never show someone outside the caller's caseload, delivery unit or restricte
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,7 @@ from tagwatch.cases.identifiers import crn as parse_crn
 from tagwatch.cases.identifiers import pnc as parse_pnc
 from tagwatch.cases.models import Order, Person
 from tagwatch.cases.repository import PersonListing
+from tagwatch.cases.views import OrderView, PersonView
 from tagwatch.compliance.rules import RULES
 from tagwatch.web.templating import LONDON
 
@@ -37,7 +38,7 @@ def rule_label(rule_id: str) -> str:
     return rule.title if rule else humanise(rule_id.replace(".", " "))
 
 
-def label_of(person: Person) -> str:
+def label_of(person: Person | PersonView) -> str:
     name = person.primary_name
     return f"{name.given} {name.family}" if name else person.ref
 
@@ -67,7 +68,7 @@ class Tracked:
     zones: list[dict[str, Any]]
 
 
-def zones_of(orders: list[Order]) -> list[dict[str, Any]]:
+def zones_of(orders: Sequence[Order | OrderView]) -> list[dict[str, Any]]:
     """Exclusion and inclusion zones of current orders, plus curfew addresses, for maps."""
     zones: list[dict[str, Any]] = []
     for order in orders:
@@ -97,7 +98,7 @@ def zones_of(orders: list[Order]) -> list[dict[str, Any]]:
     return zones
 
 
-def curfew_addresses(orders: list[Order]) -> list[dict[str, Any]]:
+def curfew_addresses(orders: Sequence[Order | OrderView]) -> list[dict[str, Any]]:
     seen: dict[int, dict[str, Any]] = {}
     for order in orders:
         for condition in order.conditions:
@@ -115,11 +116,22 @@ def allocation_ids_of(orders: list[Order]) -> list[int]:
     return [a.id for order in orders for a in order.allocations]
 
 
+NOT_IN_CASELOAD = "No such person in your caseload"
+
+
 def person_or_404(session: Session, principal: Principal, person_id: int) -> Person:
     """The person if the caller may see them; 404 otherwise (the two are not told apart)."""
     person = cases.person_by_id(session, principal, person_id)
     if person is None:
-        raise HTTPException(404, "No such person in your caseload")
+        raise HTTPException(404, NOT_IN_CASELOAD)
+    return person
+
+
+def person_view_or_404(session: Session, principal: Principal, person_id: int) -> PersonView:
+    """`person_or_404` as rows, for pages that only show the person."""
+    person = cases.person_view(session, principal, person_id)
+    if person is None:
+        raise HTTPException(404, NOT_IN_CASELOAD)
     return person
 
 

@@ -14,15 +14,15 @@ from tagwatch.access.permissions import require
 from tagwatch.access.principal import Principal
 from tagwatch.alerts import service as alerts
 from tagwatch.alerts.repository import AlertFilter
+from tagwatch.cases.repository import order_views
 from tagwatch.compliance.repository import find_violations, violation_query
 from tagwatch.compliance.summary import compliance_summary
 from tagwatch.db.base import utcnow
-from tagwatch.db.deps import ReadSession
 from tagwatch.telemetry.repository import last_record_times
 from tagwatch.web.portal import people
 from tagwatch.web.portal.charts import bar_chart_svg, bucket_by_day
 from tagwatch.web.portal.glance import glance_for
-from tagwatch.web.portal.render import json_script, render
+from tagwatch.web.portal.render import json_script, read_page, render
 from tagwatch.web.portal.timetable import week_hours, week_rows
 
 router = APIRouter(include_in_schema=False)
@@ -138,18 +138,19 @@ def _timeline(
 
 
 @router.get("/people/{person_id}", response_class=HTMLResponse)
-def person_page(
-    request: Request,
-    person_id: int,
-    session: ReadSession,
-    principal: Principal = require("person:read"),
+async def person_page(
+    request: Request, person_id: int, principal: Principal = require("person:read")
 ) -> Response:
+    return await read_page(request, lambda session: _page(request, session, principal, person_id))
+
+
+def _page(request: Request, session: Session, principal: Principal, person_id: int) -> Response:
     record(session, principal, "person.view", subject_type="person", subject_id=person_id)
-    person = people.person_or_404(session, principal, person_id)
+    person = people.person_view_or_404(session, principal, person_id)
     now = utcnow()
     start = now - dt.timedelta(days=SUMMARY_DAYS)
     label = people.label_of(person)
-    orders = people.orders_of(session, principal, person.id)
+    orders = order_views(session, principal, person.id)
     glance = glance_for(session, [person.id])[person.id]
     allocations = [a for order in orders for a in order.allocations]
     seen = (
