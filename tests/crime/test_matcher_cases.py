@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -88,6 +90,37 @@ def test_a_fix_exactly_on_the_window_end_and_exactly_on_the_radius_counts() -> N
     assert result.labels(0) == [(0, "A1")]
     # The window ends where the track starts: it covers nothing of the window.
     assert result.coverage_pct[0] == 0.0
+
+
+def test_the_radius_is_decided_by_the_distance_not_its_square() -> None:
+    # Three people standing a hair inside, exactly on and a hair outside the radius: the
+    # squares of these distances differ by less than their rounding, the distances do not.
+    hair = 1e-11
+    people = [
+        track((0, 100.0 - hair, 0.0), (MIN, 100.0 - hair, 0.0), owner=1),
+        track((0, 100.0, 0.0), (MIN, 100.0, 0.0), owner=2),
+        track((0, 100.0 + hair, 0.0), (MIN, 100.0 + hair, 0.0), owner=3),
+    ]
+    tracks = TrackSet(
+        *(np.concatenate([getattr(p, f) for p in people]) for f in TrackSet.__dataclass_fields__)
+    )
+    result = match_crimes(crimes((0.0, 0.0, 0, MIN)), tracks, MatchParams())
+    assert result.owner.tolist() == [1, 2]
+    assert result.closest_distance_m.tolist() == [100.0 - hair, 100.0]
+    assert result.fixes_in_radius.tolist() == [2, 2]
+
+
+def test_the_closest_approach_is_the_least_distance_where_squares_disagree() -> None:
+    # Two lone fixes whose squared distances (rounded) order them one way and whose
+    # distances order them the other: the distance decides.
+    first = (45.45828853461354, 36.74946926522013)
+    second = (45.45828853461352, 36.74946926522014)
+    assert first[0] ** 2 + first[1] ** 2 < second[0] ** 2 + second[1] ** 2
+    assert math.hypot(*first) > math.hypot(*second)
+    t = track((0, *first), (20 * MIN, *second))
+    result = match_crimes(crimes((0.0, 0.0, 0, 20 * MIN)), t, MatchParams())
+    assert result.closest_distance_m.tolist() == [math.hypot(*second)]
+    assert result.closest_time_ms.tolist() == [20.0 * MIN]
 
 
 def test_a_lone_fix_matches_and_covers_no_time() -> None:

@@ -27,6 +27,7 @@ from tagwatch.crime.track_grid import (
     search_sorted_within,
     time_directory,
     track_elements,
+    unpack_elements,
 )
 
 E0, N0 = 530_000.0, 180_000.0
@@ -100,23 +101,41 @@ def _pairs_within(
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(tracks_and_crimes(), st.sampled_from([(200.0, 50.0), (30.0, 20.0), (500.0, 700.0)]))
+@given(
+    tracks_and_crimes(),
+    st.sampled_from([(200.0, 50.0), (30.0, 20.0), (500.0, 700.0)]),
+    st.sampled_from([0, 10**9]),
+)
 def test_the_grid_finds_every_element_within_the_radius(
-    scenario: tuple[list[Fix], list[Crime], float, float], grid_size: tuple[float, float]
+    scenario: tuple[list[Fix], list[Crime], float, float],
+    grid_size: tuple[float, float],
+    rank_table_cells: int,
 ) -> None:
     fixes, crimes, radius, max_gap = scenario
     tracks = _track_set(fixes)
     elements = track_elements(tracks.owner, tracks.t_ms, max_gap)
     cell_m, piece_m = grid_size
     grid = build_grid(
-        tracks.t_ms, tracks.x, tracks.y, elements, max_gap, cell_m=cell_m, piece_m=piece_m
+        tracks.t_ms,
+        tracks.x,
+        tracks.y,
+        elements,
+        max_gap,
+        cell_m=cell_m,
+        piece_m=piece_m,
+        rank_table_cells=rank_table_cells,
     )
+    assert (grid.cell_rank is None) == (rank_table_cells == 0)
     c = _crime_set(crimes)
     pos, element = grid_candidates(
         grid, c.x, c.y, c.t_from.astype(float), c.t_to.astype(float), radius
     )
-    found = set(zip(pos.tolist(), elements.start[element].tolist(), strict=True))
+    start, end = unpack_elements(element)
+    found = set(zip(pos.tolist(), start.tolist(), strict=True))
     assert _pairs_within(fixes, crimes, radius, max_gap) <= found
+    # Each candidate names a real element: its two fixes.
+    real = set(zip(elements.start.tolist(), elements.end.tolist(), strict=True))
+    assert set(zip(start.tolist(), end.tolist(), strict=True)) <= real
 
 
 @settings(max_examples=200, deadline=None)
@@ -167,19 +186,24 @@ def test_search_within_ranges_is_numpys_searchsorted(
     st.lists(st.lists(st.integers(0, 20_000), max_size=40), min_size=1, max_size=6),
     st.lists(st.tuples(st.integers(0, 5), st.integers(-100, 21_000)), min_size=1),
     st.sampled_from([1, 7, 1000, 3_600_000]),
+    st.sampled_from([0, 20_001, 50_000]),
 )
 def test_a_directory_bracket_holds_the_answer(
-    groups: list[list[int]], queries: list[tuple[int, int]], bucket_ms: int
+    groups: list[list[int]], queries: list[tuple[int, int]], bucket_ms: int, spacing: int
 ) -> None:
     offsets = [sorted(g) for g in groups]
-    group = np.repeat(np.arange(len(groups)), [len(g) for g in offsets]).astype(np.int64)
-    offset = np.array([t for g in offsets for t in g], dtype=np.int64)
-    directory = time_directory(group, offset, len(groups), bucket_ms=bucket_ms)
-    starts = np.cumsum([0] + [len(g) for g in offsets])
+    # Each group's values from its own base: one base for all (an owner's fix times), or
+    # bases at least the span apart (the grid's keys, from each cell's base).
+    base = np.arange(len(groups), dtype=np.int64) * spacing + 7
+    values = np.array(
+        [b + t for b, g in zip(base.tolist(), offsets, strict=True) for t in g], dtype=np.int64
+    )
+    starts = np.cumsum([0] + [len(g) for g in offsets]).astype(np.int64)
+    directory = time_directory(values, starts, base, 20_001, bucket_ms=bucket_ms)
     for g, t in queries:
         g %= len(groups)
         first, last = directory.bracket(np.array([g]), np.array([t]))
-        answer = starts[g] + int(np.searchsorted(offset[starts[g] : starts[g + 1]], t))
+        answer = starts[g] + int(np.searchsorted(offsets[g], t))
         assert first[0] <= answer <= last[0]
         assert starts[g] <= first[0] <= last[0] <= starts[g + 1]
 
@@ -236,3 +260,14 @@ def test_a_position_that_is_not_a_number_is_refused() -> None:
     tracks = _track_set([Fix(1, 0, E0, N0, 5.0, 0), Fix(1, 60_000, math.nan, N0, 5.0, 1)])
     with pytest.raises(ValueError, match="finite"):
         index_tracks(tracks, MatchParams())
+
+
+def test_a_crime_just_beyond_the_end_of_a_long_segment_is_found() -> None:
+    # A 90 m segment is filed as two pieces of 45 m. The crime lies on its line 99 m beyond
+    # its end: 121.5 m from the nearer piece's midpoint, within the reach (radius + 25 m);
+    # filed whole, its midpoint would be 144 m away and the match lost.
+    tracks = _track_set([Fix(1, 0, E0, N0, 5.0, 0), Fix(1, 60_000, E0 + 90.0, N0, 5.0, 1)])
+    crimes = _crime_set([Crime(1, E0 + 189.0, N0, 0, 60_000)])
+    result = match_crimes(crimes, tracks, MatchParams())
+    assert result.closest_distance_m.tolist() == [99.0]
+    assert result.closest_time_ms.tolist() == [60_000.0]

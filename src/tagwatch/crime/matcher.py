@@ -14,15 +14,17 @@ milliseconds. The semantics are those of docs/crime-mapping.md:
 Speed comes from an index over the tracks alone (`index_tracks`, built once for a set of
 fixes and reused by every batch): the space-time grid of `track_grid` finds the candidate
 (crime, element) pairs for all crimes at once, vectorised, and the exact geometry runs only
-on them, in two steps: the closest distance for every candidate, the radius crossings for
-the pairs within the radius. With few crimes over a long period, only the fixes within reach
-of a window are indexed at all.
+on them, in two steps: for every candidate, in cache-sized blocks, whether it comes within
+the radius (its squared distance decides, but near the radius the distance itself does) and
+whether its end fixes are inside; then, for each (crime, person) match, the closest approach
+among its least-distance hits and the radius crossings of its first and last hits. With few
+crimes over a long period, only the fixes within reach of a window are indexed at all.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -36,6 +38,7 @@ from tagwatch.crime.track_grid import (
     search_sorted_within,
     time_directory,
     track_elements,
+    unpack_elements,
 )
 
 ALGORITHM_VERSION = "tagwatch-crime-match/1"
@@ -43,9 +46,6 @@ ALGORITHM_VERSION = "tagwatch-crime-match/1"
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
 BoolArr = NDArray[np.bool_]
-
-# Pairs evaluated at once: bounds memory for big batches (about 40 bytes a pair per array).
-_PAIR_CHUNK = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -187,15 +187,18 @@ class _Closest:
     s_lo: F64  # clipped parameter range along the element
     s_hi: F64
     s_closest: F64
-    dist: F64  # closest distance over the clipped element
+    px: F64  # the closest point, from the crime
+    py: F64
     # Squared distance along the element: a s^2 + 2 b s + |f|^2, with f = start - crime.
     a: F64
     b: F64
     fx: F64
     fy: F64
 
-    def take(self, rows: I64) -> _Closest:
-        return _Closest(*(getattr(self, f.name)[rows] for f in fields(self)))
+    @property
+    def dist(self) -> F64:
+        """The closest distance over the clipped element (hypot is costly: only on demand)."""
+        return np.hypot(self.px, self.py)
 
 
 def _closest(
@@ -241,7 +244,7 @@ def _closest(
     py = s_star * dy
     py += y0
     py -= cy
-    return _Closest(valid, s_lo, s_hi, s_star, np.hypot(px, py), a, b, fx, fy)
+    return _Closest(valid, s_lo, s_hi, s_star, px, py, a, b, fx, fy)
 
 
 def _inside(c: _Closest, radius: float) -> tuple[F64, F64]:
@@ -285,17 +288,19 @@ def _fix_index(tracks: TrackSet, params: MatchParams) -> _FixIndex:
     new_owner = np.empty(n, dtype=np.bool_)
     new_owner[0] = True
     np.not_equal(tracks.owner[1:], tracks.owner[:-1], out=new_owner[1:])
-    step = np.empty(n, dtype=np.int64)
-    step[0] = 0
-    np.subtract(t[1:], t[:-1], out=step[1:])
-    joined_prev = ~new_owner & (step <= params.max_gap_ms)
-    step[~joined_prev] = 0
-    cum = np.cumsum(step).astype(np.float64)
+    # Whole milliseconds as floats are exact (far below 2**53): the steps and their running
+    # sum share one array.
+    cum = np.empty(n, dtype=np.float64)
+    cum[0] = 0.0
+    np.subtract(t[1:], t[:-1], out=cum[1:])
+    joined_prev = ~new_owner & (cum <= params.max_gap_ms)
+    cum[~joined_prev] = 0.0
+    np.cumsum(cum, out=cum)
     first = np.append(np.flatnonzero(new_owner), n).astype(np.int64)
     owners = tracks.owner[new_owner]
     t_min = int(t.min())
-    rank = np.cumsum(new_owner) - 1
-    directory = time_directory(rank, t - t_min, len(owners))
+    t_base = np.full(len(owners), t_min, dtype=np.int64)
+    directory = time_directory(t, first, t_base, int(t.max()) - t_min + 1)
     return _FixIndex(
         owners, first, joined_prev, cum, _block_max(tracks.accuracy_m), directory, t_min
     )
@@ -396,7 +401,7 @@ def _range_fmax(values: F64, block_max: F64, lo: I64, hi: I64) -> F64:
         # reduceat also reduces between one range's end and the next range's start; with the
         # ranges in descending order of start that stretch is a single value. The ranges end
         # at their last block (an end past the last block is no valid index), taken on its own.
-        rows = rows[np.argsort(-block_lo[rows], kind="stable")]
+        rows = rows[np.argsort(-block_lo[rows])]
         bounds = np.empty(2 * len(rows), dtype=np.int64)
         bounds[0::2] = block_lo[rows]
         bounds[1::2] = block_hi[rows] - 1
@@ -429,20 +434,13 @@ class TrackIndex:
     max_gap_s: float
     grid: TrackGrid
     fixes: _FixIndex
-    t_ms: F64  # the fixes' times as floats, as the geometry uses them
 
 
 def index_tracks(tracks: TrackSet, params: MatchParams) -> TrackIndex:
     """Index `tracks` for matching with `params.max_gap_s` (radius and tolerance are free)."""
     elements = _elements(tracks, params)
     grid = build_grid(tracks.t_ms, tracks.x, tracks.y, elements, params.max_gap_ms)
-    return TrackIndex(
-        tracks,
-        params.max_gap_s,
-        grid,
-        _fix_index(tracks, params),
-        tracks.t_ms.astype(np.float64),
-    )
+    return TrackIndex(tracks, params.max_gap_s, grid, _fix_index(tracks, params))
 
 
 # --- the matcher -----------------------------------------------------------------------------
@@ -456,59 +454,123 @@ def _empty_result() -> MatchResult:
 
 @dataclass
 class _Hits:
-    """Matching (crime row, element) pairs with their geometry, accumulated over chunks."""
+    """Matching (crime row, element) pairs in (crime, element) order, accumulated over chunks:
+    the squared closest distance, and whether the element's start (end) fix is inside the
+    radius and inside the window. The rest of a pair's geometry is worked out again for the
+    few pairs whose detail is reported (`_pair_geometry` gives the same numbers for the same
+    pair): that costs less than carrying it for every hit."""
 
     crime: list[I64] = field(default_factory=list)
-    elem: list[I64] = field(default_factory=list)
-    dist: list[F64] = field(default_factory=list)
-    t_closest: list[F64] = field(default_factory=list)
-    x_closest: list[F64] = field(default_factory=list)
-    y_closest: list[F64] = field(default_factory=list)
-    t_in: list[F64] = field(default_factory=list)
-    t_out: list[F64] = field(default_factory=list)
-    # The element's start (end) fix is inside the radius and inside the window.
+    element: list[I64] = field(default_factory=list)  # packed (see track_grid)
+    dist2: list[F64] = field(default_factory=list)  # squared closest distance
     start_in: list[BoolArr] = field(default_factory=list)
     end_in: list[BoolArr] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _PairGeometry:
+    """Pairs' crime (position, window), element (ends, times) and closest approach."""
+
+    cx: F64
+    cy: F64
+    w0: F64
+    w1: F64
+    x0: F64
+    y0: F64
+    x1: F64
+    y1: F64
+    t0: F64
+    t1: F64
+    closest: _Closest
+
+    @property
+    def t_closest(self) -> F64:
+        return self.t0 + self.closest.s_closest * (self.t1 - self.t0)
+
+
+def _pair_geometry(
+    crimes: CrimeSet, w0: F64, w1: F64, index: TrackIndex, crime: I64, element: I64
+) -> _PairGeometry:
+    """The exact geometry of (crime row, packed element) pairs; w0, w1 are every crime's window."""
+    tracks = index.tracks
+    i, j = unpack_elements(element)
+    cx, cy, a, b = crimes.x[crime], crimes.y[crime], w0[crime], w1[crime]
+    # mode="clip" skips the bounds checks: the rows come from the index of these fixes.
+    x0, y0 = tracks.x.take(i, mode="clip"), tracks.y.take(i, mode="clip")
+    x1, y1 = tracks.x.take(j, mode="clip"), tracks.y.take(j, mode="clip")
+    t0 = tracks.t_ms.take(i, mode="clip").astype(np.float64)
+    t1 = tracks.t_ms.take(j, mode="clip").astype(np.float64)
+    g = _closest(cx, cy, a, b, x0, y0, x1, y1, t0, t1)
+    return _PairGeometry(cx, cy, a, b, x0, y0, x1, y1, t0, t1, g)
+
+
+def _fix_inside(dx: F64, dy: F64, t: F64, w0: F64, w1: F64, radius_m: float) -> BoolArr:
+    """A fix at offset (dx, dy) from the crime and time t is inside the radius and the window."""
+    d2 = dx * dx
+    d2 += dy * dy
+    inside = d2 <= radius_m * radius_m
+    inside &= t >= w0
+    inside &= t <= w1
+    return inside
+
+
+# Relative error that squaring and summing may add to a squared distance, with a wide margin
+# (each step rounds by at most 2**-53): squared distances further apart than this order the
+# distances (hypot, within an ulp) the same way.
+_SQUARED_TOLERANCE = 1e-12
+# Squared distances below this may have lost precision to underflow: never trusted.
+_SQUARED_TINY = 1e-280
+
+
+def _squared(px: F64, py: F64) -> F64:
+    d2 = px * px
+    d2 += py * py
+    return d2
+
+
+def _square_band(ref2: F64 | float) -> tuple[F64, F64]:
+    """Squared distances within (low, high) of `ref2` may not compare with it as the distances
+    themselves (hypot) do: too close to it, or so small that squaring lost precision. Outside
+    the band the squares decide."""
+    low = np.multiply(ref2, 1.0 - _SQUARED_TOLERANCE)
+    high = np.maximum(ref2, _SQUARED_TINY) * (1.0 + _SQUARED_TOLERANCE)
+    return low, high
+
+
 def _evaluate(
     crimes: CrimeSet,
-    tracks: TrackSet,
-    elems: Elements,
-    params: MatchParams,
-    t_ms: F64,
+    w0: F64,
+    w1: F64,
+    index: TrackIndex,
+    radius_m: float,
     crime: I64,
-    elem: I64,
+    element: I64,
     hits: _Hits,
 ) -> None:
     """Exact geometry of candidate pairs; the pairs within the radius join `hits`."""
-    i = elems.start[elem]
-    j = elems.end[elem]
-    w0 = (crimes.t_from - params.tolerance_ms).astype(np.float64)[crime]
-    w1 = (crimes.t_to + params.tolerance_ms).astype(np.float64)[crime]
-    cx, cy = crimes.x[crime], crimes.y[crime]
-    x0, y0, x1, y1 = tracks.x[i], tracks.y[i], tracks.x[j], tracks.y[j]
-    t0, t1 = t_ms[i], t_ms[j]
-    g = _closest(cx, cy, w0, w1, x0, y0, x1, y1, t0, t1)
-    keep = np.flatnonzero(g.valid & (g.dist <= params.radius_m))
-    g = g.take(keep)
-    cx, cy, x0, y0, x1, y1 = cx[keep], cy[keep], x0[keep], y0[keep], x1[keep], y1[keep]
-    t0, t1, w0, w1 = t0[keep], t1[keep], w0[keep], w1[keep]
-    dt = t1 - t0
-    in_lo, in_hi = _inside(g, params.radius_m)
-    r2 = params.radius_m * params.radius_m
+    geo = _pair_geometry(crimes, w0, w1, index, crime, element)
+    g = geo.closest
+    # The closest distance decides; its square stands in for it except near the radius.
+    dist2 = _squared(g.px, g.py)
+    low, high = _square_band(radius_m * radius_m)
+    near = dist2 >= low
+    near &= dist2 <= high
+    near |= dist2 < _SQUARED_TINY
+    within = dist2 <= radius_m * radius_m
+    within |= near
+    within &= g.valid
+    edge = np.flatnonzero(within & near)
+    if len(edge):
+        within[edge] = np.hypot(g.px[edge], g.py[edge]) <= radius_m
+    keep = np.flatnonzero(within)
+    # Most candidates are hits: the flags cost less on every row than gathering first.
+    start_in = _fix_inside(g.fx, g.fy, geo.t0, geo.w0, geo.w1, radius_m)
+    end_in = _fix_inside(geo.x1 - geo.cx, geo.y1 - geo.cy, geo.t1, geo.w0, geo.w1, radius_m)
     hits.crime.append(crime[keep])
-    hits.elem.append(elem[keep])
-    hits.dist.append(g.dist)
-    hits.t_closest.append(t0 + g.s_closest * dt)
-    hits.x_closest.append(x0 + g.s_closest * (x1 - x0))
-    hits.y_closest.append(y0 + g.s_closest * (y1 - y0))
-    hits.t_in.append(t0 + in_lo * dt)
-    hits.t_out.append(t0 + in_hi * dt)
-    for ends, (x, y, t) in ((hits.start_in, (x0, y0, t0)), (hits.end_in, (x1, y1, t1))):
-        fx = x - cx
-        fy = y - cy
-        ends.append((fx * fx + fy * fy <= r2) & (t >= w0) & (t <= w1))
+    hits.element.append(element[keep])
+    hits.dist2.append(dist2[keep])
+    hits.start_in.append(start_in[keep])
+    hits.end_in.append(end_in[keep])
 
 
 def _rows_in_reach(crimes: CrimeSet, tracks: TrackSet, params: MatchParams) -> I64 | None:
@@ -550,6 +612,8 @@ def match_crimes(crimes: CrimeSet, tracks: TrackSet, params: MatchParams) -> Mat
 
 # Crimes searched at once: bounds the candidate pairs held at a time.
 _CRIME_CHUNK = 2000
+# Candidate pairs evaluated at once: the geometry's temporaries then stay in cache.
+_PAIR_BLOCK = 32_768
 
 
 def match_indexed(crimes: CrimeSet, index: TrackIndex, params: MatchParams) -> MatchResult:
@@ -559,85 +623,84 @@ def match_indexed(crimes: CrimeSet, index: TrackIndex, params: MatchParams) -> M
     tracks = index.tracks
     if len(crimes) == 0 or len(tracks) == 0:
         return _empty_result()
-    elems = index.grid.elements
+    w0 = (crimes.t_from - params.tolerance_ms).astype(np.float64)
+    w1 = (crimes.t_to + params.tolerance_ms).astype(np.float64)
+    # (crime, packed element) in one sortable integer: crime position above the element's bits.
+    bits = (2 * len(tracks)).bit_length()
     hits = _Hits()
-    # Crimes in time order keep each chunk's searches local; chunks bound the pair count.
-    crime_order = np.argsort(crimes.t_from, kind="stable").astype(np.int64)
-    for start in range(0, len(crimes), _CRIME_CHUNK):
-        rows = crime_order[start : start + _CRIME_CHUNK]
-        pos, pair_elem = grid_candidates(
-            index.grid,
-            crimes.x[rows],
-            crimes.y[rows],
-            (crimes.t_from[rows] - params.tolerance_ms).astype(np.float64),
-            (crimes.t_to[rows] + params.tolerance_ms).astype(np.float64),
-            params.radius_m,
+    for first in range(0, len(crimes), _CRIME_CHUNK):
+        rows = slice(first, first + _CRIME_CHUNK)
+        pos, element = grid_candidates(
+            index.grid, crimes.x[rows], crimes.y[rows], w0[rows], w1[rows], params.radius_m
         )
-        pair_crime = rows[pos]
-        for p in range(0, len(pair_crime), _PAIR_CHUNK):
-            _evaluate(
-                crimes,
-                tracks,
-                elems,
-                params,
-                index.t_ms,
-                pair_crime[p : p + _PAIR_CHUNK],
-                pair_elem[p : p + _PAIR_CHUNK],
-                hits,
-            )
-    return _assemble(crimes, index, params, hits)
+        # In (crime, element) order, each pair once: a long element found through several of
+        # its pieces is measured once. The grid yields runs already in order (an owner's
+        # entries in a cell come in time order), which a stable sort merges cheaply.
+        pair = np.sort((pos << bits) | element, kind="stable")
+        pair = pair[np.flatnonzero(np.diff(pair, prepend=-1))]
+        crime = (pair >> bits) + first
+        element = pair & ((1 << bits) - 1)
+        for p in range(0, len(pair), _PAIR_BLOCK):
+            block = slice(p, p + _PAIR_BLOCK)
+            _evaluate(crimes, w0, w1, index, params.radius_m, crime[block], element[block], hits)
+    return _assemble(crimes, w0, w1, index, params, hits)
 
 
-def _assemble(crimes: CrimeSet, index: TrackIndex, params: MatchParams, hits: _Hits) -> MatchResult:
+def _assemble(
+    crimes: CrimeSet, w0: F64, w1: F64, index: TrackIndex, params: MatchParams, hits: _Hits
+) -> MatchResult:
     tracks = index.tracks
-    elems = index.grid.elements
     if not hits.crime:
         return _empty_result()
     crime = np.concatenate(hits.crime)
-    elem = np.concatenate(hits.elem)
     if len(crime) == 0:
         return _empty_result()
-    dist = np.concatenate(hits.dist)
-    t_closest = np.concatenate(hits.t_closest)
-    x_closest = np.concatenate(hits.x_closest)
-    y_closest = np.concatenate(hits.y_closest)
-    t_in = np.concatenate(hits.t_in)
-    t_out = np.concatenate(hits.t_out)
+    element = np.concatenate(hits.element)
+    dist2 = np.concatenate(hits.dist2)
     start_in = np.concatenate(hits.start_in)
     end_in = np.concatenate(hits.end_in)
+    start_fix, end_fix = unpack_elements(element)
+    owner = tracks.owner[start_fix]
 
-    # Element order within an owner is time order, so (crime, element) sorts each group by time.
-    pair_key = crime * len(elems) + elem
-    order = np.argsort(pair_key)
-    # A long element found through two of its pieces counts once.
-    once = np.ones(len(order), dtype=np.bool_)
-    np.not_equal(pair_key[order[1:]], pair_key[order[:-1]], out=once[1:])
-    order = order[once]
-    crime, elem = crime[order], elem[order]
-    dist, t_closest = dist[order], t_closest[order]
-    x_closest, y_closest = x_closest[order], y_closest[order]
-    t_in, t_out = t_in[order], t_out[order]
-    start_in, end_in = start_in[order], end_in[order]
-    owner = tracks.owner[elems.start[elem]]
-
+    # Hits are in (crime, element) order, and element order within an owner is time order.
     new_group = np.ones(len(crime), dtype=bool)
     new_group[1:] = (crime[1:] != crime[:-1]) | (owner[1:] != owner[:-1])
     group = np.cumsum(new_group) - 1
     group_start = np.flatnonzero(new_group)
+    group_last = np.append(group_start[1:], len(crime)) - 1
     n_groups = len(group_start)
 
-    # Closest approach: least distance, then earliest time, then the first such hit.
-    at_least = dist == np.minimum.reduceat(dist, group_start)[group]
-    t_least = np.minimum.reduceat(np.where(at_least, t_closest, np.inf), group_start)
-    best = np.flatnonzero(at_least & (t_closest == t_least[group]))
-    first_of = np.ones(len(best), dtype=bool)
-    first_of[1:] = group[best[1:]] != group[best[:-1]]
-    best = best[first_of]
+    # Closest approach: least distance, then earliest time, then the first such hit. Every
+    # group has a row at its least distance, so `at` lists the groups in order. The same
+    # pass works out when each group's first hit enters the radius and its last hit leaves:
+    # an element's times lie between its fixes' and a group's elements follow each other in
+    # time, so no other hit of the group enters earlier or leaves later.
+    # Rows whose squared distance is not clearly above the group's least may be at the least
+    # distance; their distances settle it.
+    maybe = np.flatnonzero(dist2 <= _square_band(np.minimum.reduceat(dist2, group_start))[1][group])
+    rows = np.concatenate([maybe, group_start, group_last])
+    geo = _pair_geometry(crimes, w0, w1, index, crime[rows], element[rows])
+    dist = np.hypot(geo.closest.px[: len(maybe)], geo.closest.py[: len(maybe)])
+    at = group[maybe]
+    group_least = np.minimum.reduceat(dist, np.flatnonzero(np.diff(at, prepend=-1)))
+    least = np.flatnonzero(dist == group_least[at])
+    at = at[least]
+    t_closest = geo.t_closest[least]
+    t_least = np.minimum.reduceat(t_closest, np.flatnonzero(np.diff(at, prepend=-1)))
+    best = np.flatnonzero(t_closest == t_least[at])
+    best = best[np.flatnonzero(np.diff(at[best], prepend=-1))]
+    best_row = least[best]
+    s_best = geo.closest.s_closest[best_row]
+    x_closest = geo.x0[best_row] + s_best * (geo.x1[best_row] - geo.x0[best_row])
+    y_closest = geo.y0[best_row] + s_best * (geo.y1[best_row] - geo.y0[best_row])
+    in_lo, in_hi = _inside(geo.closest, params.radius_m)
+    t_in = geo.t0 + in_lo * (geo.t1 - geo.t0)
+    t_out = geo.t0 + in_hi * (geo.t1 - geo.t0)
+    first_time = t_in[len(maybe) : len(maybe) + n_groups]
+    last_time = t_out[len(maybe) + n_groups :]
 
     # Passes: consecutive hits join when they share a fix that lies inside the radius and
     # inside the window (the track is then inside at that instant, so the intervals touch).
-    start_fix = elems.start[elem]
-    end_fix = elems.end[elem]
     lone = start_fix == end_fix
     shared = np.zeros(len(crime), dtype=bool)
     shared[1:] = (
@@ -645,12 +708,9 @@ def _assemble(crimes: CrimeSet, index: TrackIndex, params: MatchParams, hits: _H
     )
     new_pass = ~shared
     pass_global = np.cumsum(new_pass) - 1
-    passes_per_group = np.bincount(group, weights=new_pass, minlength=n_groups).astype(np.int64)
     first_pass_of_group = pass_global[group_start]
+    passes_per_group = np.diff(first_pass_of_group, append=pass_global[-1] + 1)
     pass_in_group = pass_global - first_pass_of_group[group]
-
-    first_time = np.minimum.reduceat(t_in, group_start)
-    last_time = np.maximum.reduceat(t_out, group_start)
 
     # Fixes inside the radius: element ends inside the window and within the radius, in
     # time order within each group. A lone fix is its element's start and end, and a fix
@@ -661,7 +721,7 @@ def _assemble(crimes: CrimeSet, index: TrackIndex, params: MatchParams, hits: _H
     taken[:, 1] &= ~lone
     taken[1:, 0] &= new_group[1:] | (end_fix[:-1] != start_fix[1:])
     flat = np.flatnonzero(taken.ravel())
-    f_hit = (flat >> 1).astype(np.int64)
+    f_hit = flat >> 1
     f_fix = np.where(flat & 1, end_fix[f_hit], start_fix[f_hit])
     f_group = group[f_hit]
     fixes_per_group = np.bincount(f_group, minlength=n_groups).astype(np.int64)
@@ -675,30 +735,30 @@ def _assemble(crimes: CrimeSet, index: TrackIndex, params: MatchParams, hits: _H
 
     g_crime = crime[group_start]
     g_owner = owner[group_start]
-    g_w0 = (crimes.t_from[g_crime] - params.tolerance_ms).astype(np.float64)
-    g_w1 = (crimes.t_to[g_crime] + params.tolerance_ms).astype(np.float64)
+    g_w0 = w0[g_crime]
+    g_w1 = w1[g_crime]
     fix_ix = index.fixes
     win = _windows(fix_ix, tracks.t_ms, g_owner, g_w0, g_w1)
     cov_pct = _coverage_pct(fix_ix, tracks.t_ms, win, g_w0, g_w1)
     max_acc = _max_accuracy(tracks, fix_ix, win, g_w0, g_w1)
 
     return MatchResult(
-        crime_index=g_crime.astype(np.int64),
-        crime_id=crimes.crime_id[g_crime].astype(np.int64),
-        owner=g_owner.astype(np.int64),
-        closest_distance_m=dist[best],
+        crime_index=g_crime.astype(np.int64, copy=False),
+        crime_id=crimes.crime_id[g_crime].astype(np.int64, copy=False),
+        owner=g_owner.astype(np.int64, copy=False),
+        closest_distance_m=dist[best_row],
         closest_time_ms=t_closest[best],
-        closest_x=x_closest[best],
-        closest_y=y_closest[best],
+        closest_x=x_closest,
+        closest_y=y_closest,
         first_time_ms=first_time,
         last_time_ms=last_time,
         passes=passes_per_group,
         fixes_in_radius=fixes_per_group,
         coverage_pct=cov_pct,
         max_accuracy_m=max_acc,
-        fix_match=f_group.astype(np.int64),
-        fix_index=f_fix.astype(np.int64),
-        fix_pass=f_pass.astype(np.int64),
+        fix_match=f_group.astype(np.int64, copy=False),
+        fix_index=f_fix.astype(np.int64, copy=False),
+        fix_pass=f_pass.astype(np.int64, copy=False),
         fix_seq=f_seq,
     )
 
@@ -762,8 +822,9 @@ def where_was(track: TrackSet, crimes: CrimeSet, params: MatchParams, row: int =
     valid = np.flatnonzero(g.valid)
     dt = (t_ms[elems.end] - t_ms[elems.start]).astype(np.float64)
     t_close = t_ms[elems.start].astype(np.float64) + g.s_closest * dt
-    pick = valid[np.lexsort((t_close[valid], g.dist[valid]))[0]]
-    d = float(g.dist[pick])
+    dist = g.dist
+    pick = valid[np.lexsort((t_close[valid], dist[valid]))[0]]
+    d = float(dist[pick])
     verdict = "within" if d <= params.radius_m else "away"
     return Answer(
         verdict,
