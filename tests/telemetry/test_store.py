@@ -160,10 +160,10 @@ def test_per_allocation_reads_answer_each_allocation_across_many_queries(
     assert list(zip(table.allocation_id.tolist(), table.t_ms.tolist(), strict=True)) == [
         (first.id, T0_MS + m * minute) for m in range(4, 9)
     ] + [(second.id, T0_MS + m * minute) for m in (3, 4)]
-    events = repository.load_events_from(db, starts, T0_MS + 8 * minute)
-    assert {a: [e.fields for e in rows] for a, rows in events.items()} == {
-        first.id: [{"battery_pct": 80}]
-    }
+    battery = repository.PayloadField("status", "battery_pct")
+    events = repository.load_events_from(db, starts, T0_MS + 8 * minute, ["status"], [battery])
+    assert events.allocation_id.tolist() == [first.id]
+    assert (events.type.tolist(), events.fields["battery_pct"].tolist()) == ([0], [80.0])
     assert repository.first_record_ms(db, [first.id, second.id, *absent]) == {
         first.id: T0_MS,
         second.id: T0_MS + 3 * minute,

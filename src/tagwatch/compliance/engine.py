@@ -27,7 +27,6 @@ import bisect
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
@@ -162,6 +161,109 @@ class Observation(NamedTuple):
     fields: Mapping[str, Any]
 
 
+# Non-GPS record types, by their index in `Observations.type` (-1: another type).
+OBSERVATION_TYPES = ("rf", "status", "alcohol", "checkin")
+RF, STATUS, ALCOHOL, CHECKIN = range(4)
+
+
+class ObservedField(NamedTuple):
+    """A payload field the rules read, held as a column of `Observations`. With `codes`, each
+    listed value reads as its code, any other value as -1 and no value as `missing`; without,
+    the field is a number (NaN when absent). Records of other types read `missing` (NaN)."""
+
+    type: str
+    name: str
+    codes: Mapping[str | bool, int] | None = None
+    missing: int = -1
+
+
+# Good states code 0 and bad ones 1 or more.
+OBSERVED_FIELDS: tuple[ObservedField, ...] = (
+    ObservedField("status", "strap", {"ok": 0, "open": 1}),
+    ObservedField("status", "body", {"ok": 0, "no_contact": 1}),
+    ObservedField("status", "case", {"ok": 0, "opened": 1}),
+    ObservedField("status", "unit_power", {"on": 0, "off": 1}),
+    ObservedField("status", "unit_moved", {False: 0, True: 1}),
+    ObservedField("status", "battery_pct"),
+    ObservedField("rf", "state", {"in_range": 0, "out_of_range": 1}),
+    # A reading that states no status reads as ok.
+    ObservedField("alcohol", "status", {"ok": 0, "obstructed": 1, "tamper": 2}, missing=0),
+    ObservedField("alcohol", "tac_g_dl"),
+    ObservedField("checkin", "result", {"success": 0, "missed": 1, "failed": 2}),
+)
+
+
+def _empty_fields(n: int = 0) -> dict[str, NDArray[Any]]:
+    return {
+        f.name: np.full(n, np.nan) if f.codes is None else np.full(n, f.missing, np.int8)
+        for f in OBSERVED_FIELDS
+    }
+
+
+@dataclass(frozen=True)
+class Observations:
+    """Non-GPS records of one or more allocations as columns: `type` indexes
+    `OBSERVATION_TYPES`, `fields` holds a column per `OBSERVED_FIELDS` entry, by name. The
+    rules read these columns across all allocations at once, never a record at a time."""
+
+    allocation_id: I64 = field(default_factory=_empty_i64)
+    record_id: I64 = field(default_factory=_empty_i64)
+    t_ms: I64 = field(default_factory=_empty_i64)
+    type: I8 = field(default_factory=lambda: np.empty(0, np.int8))
+    fields: Mapping[str, NDArray[Any]] = field(default_factory=_empty_fields)
+
+    def __len__(self) -> int:
+        return int(self.t_ms.shape[0])
+
+    def take(self, index: I64) -> Observations:
+        return Observations(
+            self.allocation_id[index],
+            self.record_id[index],
+            self.t_ms[index],
+            self.type[index],
+            {name: column[index] for name, column in self.fields.items()},
+        )
+
+    @staticmethod
+    def concat(parts: Sequence[Observations]) -> Observations:
+        if not parts:
+            return Observations()
+        return Observations(
+            np.concatenate([p.allocation_id for p in parts]),
+            np.concatenate([p.record_id for p in parts]),
+            np.concatenate([p.t_ms for p in parts]),
+            np.concatenate([p.type for p in parts]),
+            {f.name: np.concatenate([p.fields[f.name] for p in parts]) for f in OBSERVED_FIELDS},
+        )
+
+    @staticmethod
+    def of(records: Iterable[tuple[int, Observation]]) -> Observations:
+        """Columns from (allocation id, observation) pairs: for a few records (a record at a
+        time in Python)."""
+        rows = list(records)
+        fields = _empty_fields(len(rows))
+        for i, (_, o) in enumerate(rows):
+            for spec in OBSERVED_FIELDS:
+                value = o.fields.get(spec.name) if o.type == spec.type else None
+                if value is None:
+                    continue
+                if spec.codes is None:
+                    if isinstance(value, int | float) and not isinstance(value, bool):
+                        fields[spec.name][i] = value
+                elif isinstance(value, str | bool):
+                    fields[spec.name][i] = spec.codes.get(value, -1)
+                else:
+                    fields[spec.name][i] = -1
+        types = {name: index for index, name in enumerate(OBSERVATION_TYPES)}
+        return Observations(
+            np.array([a for a, _ in rows], np.int64),
+            np.array([o.record_id for _, o in rows], np.int64),
+            np.array([o.t_ms for _, o in rows], np.int64),
+            np.array([types.get(o.type, -1) for _, o in rows], np.int8),
+            fields,
+        )
+
+
 @dataclass(frozen=True)
 class CurfewSpec:
     condition_id: int
@@ -198,23 +300,6 @@ class AllocationSpec:
     observations: tuple[Observation, ...] = ()
     prior_record_ms: int | None = None
     prior_fix_ms: int | None = None
-
-    @cached_property
-    def by_type(self) -> Mapping[str, Sequence[Observation]]:
-        """The observations of each type in the order given: grouped once, read by rules."""
-        grouped: dict[str, list[Observation]] = {}
-        for observation in self.observations:
-            grouped.setdefault(observation.type, []).append(observation)
-        return grouped
-
-    @cached_property
-    def rf_states(self) -> Sequence[tuple[int, int, bool]]:
-        """(time, record id, in range) of the RF records with a known state, in that order."""
-        return sorted(
-            (o.t_ms, o.record_id, o.fields.get("state") == "in_range")
-            for o in self.by_type.get("rf", ())
-            if o.fields.get("state") in ("in_range", "out_of_range")
-        )
 
 
 @dataclass(frozen=True)
@@ -334,7 +419,7 @@ def _findings(
                 start_ms=int(t[first]),
                 end_ms=None if end < 0 else int(end),
                 status="confirmed" if confirmed else "possible",
-                evidence=tuple(int(i) for i in ids),
+                evidence=tuple(ids.tolist()),
             )
         )
     return out
@@ -458,14 +543,15 @@ def _pairs(fixes: Fixes, targets: Sequence[_Target], allocation_ids: I64) -> tup
 
 
 def _active_membership(
-    targets: Sequence[_Target], owner: I64, t: I64, base: int
+    periods: Sequence[Intervals], owner: I64, t: I64, base: int
 ) -> tuple[I64, I64]:
-    """Per pair: the global index of the active period containing it (-1: none) and its end."""
+    """Per element, sorted by (owner, t): the global index of the period of `periods[owner]`
+    containing it (-1: none) and that period's end."""
     starts: list[int] = []
     ends: list[int] = []
-    for index, target in enumerate(targets):
+    for index, active in enumerate(periods):
         offset = index * _SPAN - base
-        for start, end in target.active.spans:
+        for start, end in active.spans:
             lo = max(start, base) + offset
             hi = min(end, base + _SPAN - 1) + offset
             if hi > lo:
@@ -527,7 +613,11 @@ def _geofence_findings(
         if target.geometry is None:
             lo, hi = int(bounds[index]), int(bounds[index + 1])
             presence.setdefault(target.slot, {})[target.condition_id] = (t[lo:hi], d[lo:hi] <= 0)
-    period, period_end = _active_membership(targets, owner, t, int(t.min()) - 1)
+    if not t.shape[0]:  # the fixes belong to allocations with no geofence
+        return [], presence
+    period, period_end = _active_membership(
+        [target.active for target in targets], owner, t, int(t.min()) - 1
+    )
     keep = period >= 0
     owner, t, d, accuracy = owner[keep], t[keep], d[keep], accuracy[keep]
     period, period_end = period[keep], period_end[keep]
@@ -565,172 +655,244 @@ def _geofence_findings(
 
 
 # --- device state rules ----------------------------------------------------------------------
+# Every rule below reads the observations of all the allocations at once, as columns sorted
+# by (slot, time, record): a rule is a handful of array operations, whatever the number of
+# allocations, and Python runs only per finding.
 
 
-def _state_findings(
-    spec: AllocationSpec,
-    rule_id: str,
-    coded: Sequence[tuple[int, int, int]],
-    params_confirm: int,
-    horizon_ms: int,
-    active: Intervals | None = None,
-    condition_id: int | None = None,
-) -> list[Finding]:
-    """Episodes of a device state from (t_ms, record_id, code) observations."""
-    # Most states are healthy throughout: no episode can start, so no arrays are built.
-    if not any(c >= POSSIBLE for _, _, c in coded):
-        return []
-    periods = active if active is not None else spec.active
-    rows = sorted(coded)
-    t = np.array([r[0] for r in rows], np.int64)
-    record = np.array([r[1] for r in rows], np.int64)
-    code = np.array([r[2] for r in rows], np.int8)
-    starts = np.array([s for s, _ in periods.spans] or [0], np.int64)
-    ends = np.array([e for _, e in periods.spans] or [0], np.int64)
-    pos = np.searchsorted(starts, t, "right") - 1
-    inside = (pos >= 0) & (t < ends[np.maximum(pos, 0)]) & bool(periods.spans)
-    if not inside.any():
-        return []
-    t, record, code, pos = t[inside], record[inside], code[inside], pos[inside]
-    episodes = _episodes(pos, t, code, ends[pos], horizon_ms, params_confirm, FOREVER)
-    owner = np.zeros(t.shape[0], np.int64)
-    return _findings(
-        episodes, record, code, [spec.allocation_id], owner, rule_id, [condition_id], t
-    )
+@dataclass(frozen=True)
+class _Observed:
+    """The observations of the allocations evaluated, sorted by (slot, t_ms, record_id), with
+    each one's slot and the period of its allocation's active time that holds it."""
+
+    slot: I64
+    rows: Observations
+    period: I64  # global index of the active period holding it, -1: none
+    period_end: I64
+    allocation_ids: I64
+
+    @staticmethod
+    def of(allocations: Sequence[AllocationSpec], observations: Observations) -> _Observed:
+        ids = np.array([a.allocation_id for a in allocations], np.int64)
+        empty = _Observed(_empty_i64(), Observations(), _empty_i64(), _empty_i64(), ids)
+        if not ids.shape[0] or not len(observations):
+            return empty
+        by_id = np.argsort(ids, kind="stable")
+        pos = np.minimum(np.searchsorted(ids[by_id], observations.allocation_id), len(ids) - 1)
+        known = np.flatnonzero(ids[by_id][pos] == observations.allocation_id)
+        slot = by_id[pos][known]
+        order = np.lexsort((observations.record_id[known], observations.t_ms[known], slot))
+        rows = observations.take(known[order])
+        slot = slot[order]
+        if not slot.shape[0]:
+            return empty
+        period, period_end = _active_membership(
+            [a.active for a in allocations], slot, rows.t_ms, int(rows.t_ms.min()) - 1
+        )
+        return _Observed(slot, rows, period, period_end, ids)
+
+    def findings(
+        self, rule_id: str, chosen: I64, code: NDArray[Any], horizon_ms: int, confirm: int = 1
+    ) -> list[Finding]:
+        """Episodes of a state over the allocations' active time: `chosen` rows, coded."""
+        code = code.astype(np.int8)
+        if not bool(np.any(code >= POSSIBLE)):
+            return []
+        inside = self.period[chosen] >= 0
+        chosen, code = chosen[inside], code[inside]
+        t = self.rows.t_ms[chosen]
+        episodes = _episodes(
+            self.period[chosen], t, code, self.period_end[chosen], horizon_ms, confirm, FOREVER
+        )
+        return _findings(
+            episodes,
+            self.rows.record_id[chosen],
+            code,
+            self.allocation_ids,
+            self.slot[chosen],
+            rule_id,
+            [None] * self.allocation_ids.shape[0],
+            t,
+        )
 
 
-_STATUS_RULES: tuple[tuple[str, str, str, str], ...] = (
-    # (rule, field, bad value, good value)
-    ("tamper.strap", "strap", "open", "ok"),
-    ("tamper.body", "body", "no_contact", "ok"),
-    ("tamper.case", "case", "opened", "ok"),
-    ("home_unit.power_loss", "unit_power", "off", "on"),
+# (rule, field): the field's good value (code 0) clears, its bad value (1) is a breach.
+_STATE_RULES: tuple[tuple[str, str], ...] = (
+    ("tamper.strap", "strap"),
+    ("tamper.body", "body"),
+    ("tamper.case", "case"),
+    ("home_unit.power_loss", "unit_power"),
+    ("home_unit.moved", "unit_moved"),
 )
 
 
-def _status_findings(spec: AllocationSpec, params: RuleParams, horizon_ms: int) -> list[Finding]:
-    status = spec.by_type.get("status", ())
-    if not status:
-        return []
-    # One pass finds the states that ever go bad: only those can have an episode, so only
-    # those are coded (most devices report healthy throughout).
-    bad_fields: set[str] = set()
-    lowest = math.inf
-    for o in status:
-        fields = o.fields
-        for _, name, bad, _ in _STATUS_RULES:
-            if fields.get(name) == bad:
-                bad_fields.add(name)
-        if fields.get("unit_moved") is True:
-            bad_fields.add("unit_moved")
-        pct = fields.get("battery_pct")
-        if isinstance(pct, int | float) and pct < lowest:
-            lowest = float(pct)
+def _band(value: F64, breach_below: float, clear_from: float) -> I8:
+    return np.where(
+        value < breach_below, BREACH, np.where(value >= clear_from, CLEAR, UNSURE)
+    ).astype(np.int8)
+
+
+def _device_state_findings(
+    observed: _Observed, params: RuleParams, horizon_ms: int
+) -> list[Finding]:
+    """Tamper, home unit, battery and alcohol episodes."""
+    rows = observed.rows
     findings: list[Finding] = []
-    for rule_id, name, bad, good in _STATUS_RULES:
-        if name not in bad_fields:
-            continue
-        coded = [
-            (o.t_ms, o.record_id, BREACH if o.fields[name] == bad else CLEAR)
-            for o in status
-            if o.fields.get(name) in (bad, good)
-        ]
-        findings += _state_findings(spec, rule_id, coded, 1, horizon_ms)
-    if "unit_moved" in bad_fields:
-        moved = [
-            (o.t_ms, o.record_id, BREACH if o.fields["unit_moved"] else CLEAR)
-            for o in status
-            if isinstance(o.fields.get("unit_moved"), bool)
-        ]
-        findings += _state_findings(spec, "home_unit.moved", moved, 1, horizon_ms)
-    if lowest >= params.battery_low_pct and lowest > params.battery_flat_pct and lowest >= 0:
-        return findings
-    battery = [
-        (o.t_ms, o.record_id, float(o.fields["battery_pct"]))
-        for o in status
-        if isinstance(o.fields.get("battery_pct"), int | float)
-    ]
-
-    def band(pct: float, low: float, recovered: float) -> int:
-        return BREACH if pct < low else CLEAR if pct >= recovered else UNSURE
-
-    low = [
-        (t, r, band(p, params.battery_low_pct, params.battery_recovered_pct)) for t, r, p in battery
-    ]
-    flat = [
-        (t, r, BREACH if p <= params.battery_flat_pct else band(p, 0.0, params.battery_low_pct))
-        for t, r, p in battery
-    ]
-    findings += _state_findings(spec, "battery.low", low, 1, horizon_ms)
-    findings += _state_findings(spec, "battery.flat", flat, 1, horizon_ms)
+    status = rows.type == STATUS
+    for rule_id, name in _STATE_RULES:
+        value = rows.fields[name]
+        chosen = np.flatnonzero(status & (value >= 0))
+        code = np.where(value[chosen] == 0, CLEAR, BREACH)
+        findings += observed.findings(rule_id, chosen, code, horizon_ms)
+    pct = rows.fields["battery_pct"]
+    chosen = np.flatnonzero(status & ~np.isnan(pct))
+    lowest = float(pct[chosen].min()) if chosen.shape[0] else math.inf
+    # Most batteries never run low: no episode can start, so neither rule is run.
+    if lowest < 0 or lowest < params.battery_low_pct or lowest <= params.battery_flat_pct:
+        p = pct[chosen]
+        low = _band(p, params.battery_low_pct, params.battery_recovered_pct)
+        flat = np.where(p <= params.battery_flat_pct, BREACH, _band(p, 0.0, params.battery_low_pct))
+        findings += observed.findings("battery.low", chosen, low, horizon_ms)
+        findings += observed.findings("battery.flat", chosen, flat, horizon_ms)
+    chosen = np.flatnonzero(rows.type == ALCOHOL)
+    if chosen.shape[0]:
+        state = rows.fields["status"][chosen]
+        tac = rows.fields["tac_g_dl"][chosen]
+        detected = np.where(
+            (state != 0) | np.isnan(tac),
+            UNSURE,
+            np.where(tac >= params.alcohol_threshold_g_dl, BREACH, CLEAR),
+        )
+        findings += observed.findings(
+            "alcohol.detected", chosen, detected, horizon_ms, params.alcohol_confirm_samples
+        )
+        for rule_id, bad in (("alcohol.obstruction", 1), ("alcohol.tamper", 2)):
+            code = np.where(state == bad, BREACH, CLEAR)
+            findings += observed.findings(rule_id, chosen, code, horizon_ms)
     return findings
 
 
-def _alcohol_findings(spec: AllocationSpec, params: RuleParams, horizon_ms: int) -> list[Finding]:
-    readings = spec.by_type.get("alcohol", ())
-    if not readings:
-        return []
-
-    def detected(o: Observation) -> int:
-        if o.fields.get("status", "ok") != "ok" or "tac_g_dl" not in o.fields:
-            return UNSURE
-        return BREACH if float(o.fields["tac_g_dl"]) >= params.alcohol_threshold_g_dl else CLEAR
-
-    def state(o: Observation, bad: str) -> int:
-        return BREACH if o.fields.get("status") == bad else CLEAR
-
-    coded = [(o.t_ms, o.record_id, detected(o)) for o in readings]
-    obstructed = [(o.t_ms, o.record_id, state(o, "obstructed")) for o in readings]
-    tampered = [(o.t_ms, o.record_id, state(o, "tamper")) for o in readings]
-    return (
-        _state_findings(spec, "alcohol.detected", coded, params.alcohol_confirm_samples, horizon_ms)
-        + _state_findings(spec, "alcohol.obstruction", obstructed, 1, horizon_ms)
-        + _state_findings(spec, "alcohol.tamper", tampered, 1, horizon_ms)
-    )
-
-
-def _checkin_findings(spec: AllocationSpec) -> list[Finding]:
+def _checkin_findings(observed: _Observed) -> list[Finding]:
+    rows = observed.rows
+    result = rows.fields["result"]
+    chosen = np.flatnonzero((rows.type == CHECKIN) & (result >= 1) & (observed.period >= 0))
     out: list[Finding] = []
-    for o in spec.by_type.get("checkin", ()):
-        result = o.fields.get("result")
-        if result in ("missed", "failed") and spec.active.contains(o.t_ms):
-            rule_id = f"checkin.{result}"
-            out.append(
-                Finding(
-                    spec.allocation_id,
-                    rule_id,
-                    RULES[rule_id].version,
-                    None,
-                    o.t_ms,
-                    o.t_ms,
-                    "confirmed",
-                    (o.record_id,),
-                )
+    # Of check-ins with one natural key, the first in (time, record) order is kept: it is the
+    # one added last, and the last finding with a key wins.
+    for i in reversed(chosen.tolist()):
+        rule_id = "checkin.missed" if result[i] == 1 else "checkin.failed"
+        t = int(rows.t_ms[i])
+        out.append(
+            Finding(
+                int(observed.allocation_ids[observed.slot[i]]),
+                rule_id,
+                RULES[rule_id].version,
+                None,
+                t,
+                t,
+                "confirmed",
+                (int(rows.record_id[i]),),
             )
+        )
     return out
 
 
-def _rf_findings(spec: AllocationSpec, params: RuleParams, horizon_ms: int) -> list[Finding]:
+def _rf_rows(observed: _Observed) -> I64:
+    """The RF records with a known state (0 in range, 1 out), in (slot, t, record) order."""
+    rows = observed.rows
+    return np.flatnonzero((rows.type == RF) & (rows.fields["state"] >= 0))
+
+
+def _ranges(lo: I64, hi: I64) -> tuple[I64, I64]:
+    """(owner, index) for every index in [lo[k], hi[k]) of every k, in that order."""
+    counts = hi - lo
+    owner = np.repeat(np.arange(lo.shape[0], dtype=np.int64), counts)
+    offsets = np.cumsum(counts) - counts
+    index = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(offsets - lo, counts)
+    return owner, index
+
+
+def _rf_findings(
+    allocations: Sequence[AllocationSpec], observed: _Observed, params: RuleParams, horizon_ms: int
+) -> list[Finding]:
     """RF absence per curfew; the state at each period's start carries from before it."""
-    if spec.location_source != "rf" or not spec.curfews:
+    rf = _rf_rows(observed)
+    targets = [
+        (slot, curfew.condition_id, curfew.periods.intersect(spec.active).subtract(spec.absences))
+        for slot, spec in enumerate(allocations)
+        if spec.location_source == "rf"
+        for curfew in spec.curfews
+    ]
+    if not rf.shape[0] or not targets:
         return []
-    rf = [(t, record, CLEAR if in_range else BREACH) for t, record, in_range in spec.rf_states]
-    if not rf:
+    slot = observed.slot[rf]
+    t = observed.rows.t_ms[rf]
+    record = observed.rows.record_id[rf]
+    code = np.where(observed.rows.fields["state"][rf] == 1, BREACH, CLEAR).astype(np.int8)
+    target_slot = np.array([s for s, _, _ in targets], np.int64)
+    owner, index = _ranges(
+        np.searchsorted(slot, target_slot, "left"), np.searchsorted(slot, target_slot, "right")
+    )
+    # A state out of range before a period starts carries into it, as if observed at its start.
+    carry_owner = np.array(
+        [k for k, (_, _, active) in enumerate(targets) for _ in active.spans], np.int64
+    )
+    carry_t = np.array([s for _, _, active in targets for s, _ in active.spans], np.int64)
+    base = int(t.min()) - 1
+    packed = slot * _SPAN + (t - base)
+    wanted = target_slot[carry_owner] * _SPAN + np.clip(carry_t - base, -1, _SPAN - 1)
+    before = np.searchsorted(packed, wanted, "left") - 1
+    safe = np.maximum(before, 0)
+    carried = (before >= 0) & (slot[safe] == target_slot[carry_owner]) & (code[safe] == BREACH)
+    owner = np.concatenate((owner, carry_owner[carried]))
+    pair_t = np.concatenate((t[index], carry_t[carried]))
+    pair_record = np.concatenate((record[index], record[safe[carried]]))
+    pair_code = np.concatenate((code[index], np.full(int(carried.sum()), BREACH, np.int8)))
+    if not bool(np.any(pair_code >= POSSIBLE)):
         return []
-    times = [r[0] for r in rf]
-    findings: list[Finding] = []
-    for curfew in spec.curfews:
-        active = curfew.periods.intersect(spec.active).subtract(spec.absences)
-        coded = list(rf)
-        for start, _end in active.spans:
-            before = bisect.bisect_left(times, start) - 1
-            if before >= 0 and rf[before][2] == BREACH:
-                coded.append((start, rf[before][1], BREACH))
-        found = _state_findings(
-            spec, "curfew.absence.rf", coded, 1, horizon_ms, active, curfew.condition_id
-        )
-        findings += _apply_grace(found, int(params.curfew_grace_seconds * 1000), horizon_ms)
-    return findings
+    order = np.lexsort((pair_record, pair_t, owner))
+    owner, pair_t, pair_record, pair_code = (
+        owner[order],
+        pair_t[order],
+        pair_record[order],
+        pair_code[order],
+    )
+    period, period_end = _active_membership(
+        [active for _, _, active in targets], owner, pair_t, int(pair_t.min()) - 1
+    )
+    keep = period >= 0
+    episodes = _episodes(
+        period[keep], pair_t[keep], pair_code[keep], period_end[keep], horizon_ms, 1, FOREVER
+    )
+    found = _findings(
+        episodes,
+        pair_record[keep],
+        pair_code[keep],
+        observed.allocation_ids[target_slot],
+        owner[keep],
+        "curfew.absence.rf",
+        [condition for _, condition, _ in targets],
+        pair_t[keep],
+    )
+    return _apply_grace(found, int(params.curfew_grace_seconds * 1000), horizon_ms)
+
+
+def _rf_states(observed: _Observed) -> dict[int, tuple[I64, Bools]]:
+    """Per slot: the times of its RF records with a known state and whether each was in
+    range, sorted by (time, in range)."""
+    rf = _rf_rows(observed)
+    if not rf.shape[0]:
+        return {}
+    slot = observed.slot[rf]
+    t = observed.rows.t_ms[rf]
+    home = observed.rows.fields["state"][rf] == 0
+    order = np.lexsort((home, t, slot))
+    slot, t, home = slot[order], t[order], home[order]
+    bounds = np.flatnonzero(np.concatenate(([True], slot[1:] != slot[:-1], [True])))
+    return {
+        int(slot[lo]): (t[lo:hi], home[lo:hi])
+        for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)
+    }
 
 
 def _no_presence_findings(
@@ -738,6 +900,7 @@ def _no_presence_findings(
     params: RuleParams,
     horizon_ms: int,
     sightings: Mapping[int, Sighting],
+    rf_states: tuple[I64, Bools],
 ) -> list[Finding]:
     """A curfew period that starts with nothing showing the person at home.
 
@@ -745,20 +908,15 @@ def _no_presence_findings(
     or the last fix in the look-back before the start at the address (GPS); the RF state at
     the deadline in range (RF). Once fired, the finding ends at the first evidence after it.
     """
-    if spec.location_source == "none" or not spec.curfews:
-        return []
     grace = int(params.presence_grace_seconds * 1000)
     lookback = int(params.presence_lookback_seconds * 1000)
-    rf = sorted((t, in_range) for t, _, in_range in spec.rf_states)
-    rf_times = [t for t, _ in rf]
     rule = RULES["curfew.no_presence"]
     out: list[Finding] = []
     for curfew in spec.curfews:
         if spec.location_source == "gps":
             t_all, home = sightings.get(curfew.condition_id, (_empty_i64(), np.empty(0, np.bool_)))
         else:
-            t_all = np.array(rf_times, np.int64)
-            home = np.array([h for _, h in rf], np.bool_)
+            t_all, home = rf_states
         seen = t_all[home]
         active = curfew.periods.intersect(spec.active).subtract(spec.absences)
         for start, end in active.spans:
@@ -773,8 +931,8 @@ def _no_presence_findings(
                 if before >= 0 and t_all[before] >= start - lookback and home[before]:
                     continue
             else:
-                state_at = bisect.bisect_right(rf_times, deadline) - 1
-                if state_at >= 0 and rf[state_at][1]:
+                state_at = int(np.searchsorted(t_all, deadline, "right")) - 1
+                if state_at >= 0 and home[state_at]:
                     continue
             later = seen[(seen > deadline) & (seen < end)]
             if later.shape[0]:
@@ -796,99 +954,181 @@ def _no_presence_findings(
     return out
 
 
+# --- gaps: loss of communication and of location ---------------------------------------------
+
+
 def _gap_findings(
-    spec: AllocationSpec,
-    fix_t: I64,
-    fix_ids: I64,
+    allocations: Sequence[AllocationSpec],
+    fixes: Fixes,
+    observed: _Observed,
     params: RuleParams,
     horizon_ms: int,
 ) -> list[Finding]:
     """Loss of communication (no record at all) and of location (records but no fix)."""
-    if not spec.active.spans:
+    watched = [slot for slot, spec in enumerate(allocations) if spec.active.spans]
+    if not watched:
         return []
-    fitted = spec.active.spans[0][0]
-    removed = spec.active.spans[-1][1]
-    until = min(horizon_ms, removed)
-    obs_t = np.array([o.t_ms for o in spec.observations], np.int64)
-    obs_ids = np.array([o.record_id for o in spec.observations], np.int64)
-    all_t = np.concatenate([fix_t, obs_t])
-    all_ids = np.concatenate([fix_ids, obs_ids])
-    order = np.lexsort((all_ids, all_t))
-    all_t, all_ids = all_t[order], all_ids[order]
-    inside = (all_t >= fitted) & (all_t < removed)
-    all_t, all_ids = all_t[inside], all_ids[inside]
+    n = len(allocations)
+    fitted = np.zeros(n, np.int64)
+    removed = np.zeros(n, np.int64)
+    prior_any = np.zeros(n, np.int64)
+    prior_fix = np.zeros(n, np.int64)
+    limit = np.zeros(n, np.int64)
+    for slot in watched:
+        spec = allocations[slot]
+        fitted[slot], removed[slot] = spec.active.spans[0][0], spec.active.spans[-1][1]
+        prior_any[slot] = fitted[slot] if spec.prior_record_ms is None else spec.prior_record_ms
+        prior_fix[slot] = fitted[slot] if spec.prior_fix_ms is None else spec.prior_fix_ms
+        limit[slot] = int((spec.reporting_interval_s + params.communication_buffer_seconds) * 1000)
+    until = np.minimum(horizon_ms, removed)
+    slots = np.array(watched, np.int64)
+    # Fixes by slot: the fixes of allocations evaluated, in (slot, t, record) order.
+    ids = observed.allocation_ids
+    by_id = np.argsort(ids, kind="stable")
+    pos = np.minimum(np.searchsorted(ids[by_id], fixes.allocation_id), n - 1)
+    known = np.flatnonzero(ids[by_id][pos] == fixes.allocation_id)
+    fix_slot = by_id[pos][known]
+    fix_t, fix_id = fixes.t_ms[known], fixes.record_id[known]
+    obs_slot, obs_t, obs_id = observed.slot, observed.rows.t_ms, observed.rows.record_id
+
+    def inside(slot: I64, t: I64) -> Bools:
+        watched_slot = np.zeros(n, np.bool_)
+        watched_slot[slots] = True
+        return watched_slot[slot] & (t >= fitted[slot]) & (t < removed[slot])
+
+    keep = inside(obs_slot, obs_t)
+    obs_slot, obs_t, obs_id = obs_slot[keep], obs_t[keep], obs_id[keep]
+    keep = inside(fix_slot, fix_t)
+    fix_slot, fix_t, fix_id = fix_slot[keep], fix_t[keep], fix_id[keep]
+    all_slot = np.concatenate((fix_slot, obs_slot))
+    all_t = np.concatenate((fix_t, obs_t))
+    all_id = np.concatenate((fix_id, obs_id))
     findings = _gaps(
-        spec,
         "device.loss_of_communication",
+        allocations,
+        slots,
+        all_slot,
         all_t,
-        all_ids,
-        spec.prior_record_ms if spec.prior_record_ms is not None else fitted,
-        int((spec.reporting_interval_s + params.communication_buffer_seconds) * 1000),
+        all_id,
+        prior_any,
+        limit,
         until,
+        removed,
         None,
     )
-    if spec.location_source == "gps":
-        inside_fix = (fix_t >= fitted) & (fix_t < removed)
-        obs_inside = (obs_t >= fitted) & (obs_t < removed)
+    gps = np.array([s for s in watched if allocations[s].location_source == "gps"], np.int64)
+    if gps.shape[0]:
+        order = np.lexsort((obs_id, obs_t, obs_slot))
+        others = (obs_slot[order], obs_t[order], obs_id[order])
+        location_limit = np.full(n, int(params.loss_of_location_seconds * 1000), np.int64)
         findings += _gaps(
-            spec,
             "device.loss_of_location",
-            fix_t[inside_fix],
-            fix_ids[inside_fix],
-            spec.prior_fix_ms if spec.prior_fix_ms is not None else fitted,
-            int(params.loss_of_location_seconds * 1000),
+            allocations,
+            gps,
+            fix_slot,
+            fix_t,
+            fix_id,
+            prior_fix,
+            location_limit,
             until,
-            (np.sort(obs_t[obs_inside]), obs_ids[obs_inside][np.argsort(obs_t[obs_inside])]),
+            removed,
+            others,
         )
     return findings
 
 
 def _gaps(
-    spec: AllocationSpec,
     rule_id: str,
+    allocations: Sequence[AllocationSpec],
+    slots: I64,
+    slot: I64,
     t: I64,
     ids: I64,
-    prior_ms: int,
-    limit_ms: int,
-    until_ms: int,
-    other: tuple[I64, I64] | None,
+    prior_ms: I64,
+    limit_ms: I64,
+    until_ms: I64,
+    removed_ms: I64,
+    others: tuple[I64, I64, I64] | None,
 ) -> list[Finding]:
-    """Gaps longer than `limit_ms` between successive times (and to `until_ms`, open).
+    """Per slot in `slots`: gaps longer than its limit between successive record times (from
+    its prior record, and to `until_ms`, open when that is before removal).
 
-    With `other` (times, ids) a gap counts only when other records arrived during it after
-    the limit passed: data flowing without this kind of record.
+    With `others` (slot, times, ids, sorted) a gap counts only when other records arrived
+    during it after the limit passed: data flowing without this kind of record.
     """
-    # np.concatenate, not np.r_: this runs for every allocation and np.r_ costs far more.
-    starts = np.concatenate((np.array([prior_ms], np.int64), t))
-    start_ids = np.concatenate((np.zeros(1, np.int64), ids))
-    ends = np.append(t, np.int64(until_ms))
-    is_open = np.zeros(starts.shape[0], np.bool_)
-    # The last gap runs to the horizon, or ends at removal when the device came off before.
-    is_open[-1] = until_ms < spec.active.spans[-1][1]
-    long = (ends - starts) > limit_ms
-    if other is not None:
-        other_t = other[0]
-        lo = np.searchsorted(other_t, starts + limit_ms, "right")
-        hi = np.searchsorted(other_t, ends, "left")
-        long &= hi > lo
+    chosen = np.zeros(prior_ms.shape[0], np.bool_)
+    chosen[slots] = True
+    keep = chosen[slot]
+    slot, t, ids = slot[keep], t[keep], ids[keep]
+    order = np.lexsort((ids, t, slot))
+    slot, t, ids = slot[order], t[order], ids[order]
+    # Each record ends the gap from the one before it (or from the prior record); each
+    # slot's last gap runs from its last record to `until_ms`.
+    first = np.ones(slot.shape[0], np.bool_)
+    first[1:] = slot[1:] != slot[:-1]
+    prev = np.maximum(np.arange(slot.shape[0]) - 1, 0)
+    start = np.where(first, prior_ms[slot], t[prev])
+    start_id = np.where(first, 0, ids[prev])
+    last = np.searchsorted(slot, slots, "right") - 1
+    has = np.zeros(slots.shape[0], np.bool_)
+    tail_start = prior_ms[slots]
+    tail_id = np.zeros(slots.shape[0], np.int64)
+    if slot.shape[0]:
+        safe = np.maximum(last, 0)
+        has = (last >= 0) & (slot[safe] == slots)
+        tail_start = np.where(has, t[safe], tail_start)
+        tail_id = np.where(has, ids[safe], 0)
+    gap_slot = np.concatenate((slot, slots))
+    gap_start = np.concatenate((start, tail_start))
+    gap_start_id = np.concatenate((start_id, tail_id))
+    gap_end = np.concatenate((t, until_ms[slots]))
+    gap_end_id = np.concatenate((ids, np.zeros(slots.shape[0], np.int64)))
+    is_open = np.concatenate((np.zeros(t.shape[0], np.bool_), until_ms[slots] < removed_ms[slots]))
+    has_start = np.concatenate((~first, has))
+    has_end = np.concatenate((np.ones(t.shape[0], np.bool_), np.zeros(slots.shape[0], np.bool_)))
+    chosen_gaps = np.flatnonzero((gap_end - gap_start) > limit_ms[gap_slot])
+    lo = hi = np.zeros(chosen_gaps.shape[0], np.int64)
+    other_id = _empty_i64()
+    if others is not None:
+        # Other records strictly inside (start + limit, end) of each long gap: one search of
+        # them packed by (slot, time) for all the gaps at once.
+        other_slot, other_t, other_id = others
+        base = int(other_t.min()) - 1 if other_t.shape[0] else 0
+        packed = other_slot * _SPAN + (other_t - base)
+        owner = gap_slot[chosen_gaps] * _SPAN
+        after = gap_start[chosen_gaps] + limit_ms[gap_slot[chosen_gaps]] - base
+        lo = np.searchsorted(packed, owner + np.clip(after, -1, _SPAN - 1), "right")
+        before = gap_end[chosen_gaps] - base
+        hi = np.searchsorted(packed, owner + np.clip(before, -1, _SPAN - 1), "left")
+        flowing = hi > lo
+        chosen_gaps, lo, hi = chosen_gaps[flowing], lo[flowing], hi[flowing]
     rule = RULES[rule_id]
     out: list[Finding] = []
-    for i in np.flatnonzero(long).tolist():
-        evidence = [int(start_ids[i])] if i > 0 else []
-        if i < ids.shape[0]:
-            evidence.append(int(ids[i]))
-        if other is not None:
-            lo_i = int(np.searchsorted(other[0], starts[i] + limit_ms, "right"))
-            hi_i = int(np.searchsorted(other[0], ends[i], "left"))
-            evidence += [int(v) for v in other[1][lo_i:hi_i]]
+    for i, first_other, end_other, start, start_id, end, end_id, open_, slot_i in zip(
+        chosen_gaps.tolist(),
+        lo.tolist(),
+        hi.tolist(),
+        gap_start[chosen_gaps].tolist(),
+        gap_start_id[chosen_gaps].tolist(),
+        gap_end[chosen_gaps].tolist(),
+        gap_end_id[chosen_gaps].tolist(),
+        is_open[chosen_gaps].tolist(),
+        gap_slot[chosen_gaps].tolist(),
+        strict=True,
+    ):
+        evidence = [start_id] if has_start[i] else []
+        if has_end[i]:
+            evidence.append(end_id)
+        if others is not None:
+            evidence += other_id[first_other:end_other].tolist()
         out.append(
             Finding(
-                spec.allocation_id,
+                allocations[slot_i].allocation_id,
                 rule_id,
                 rule.version,
                 None,
-                int(starts[i]),
-                None if is_open[i] else int(ends[i]),
+                start,
+                None if open_ else end,
                 "confirmed",
                 tuple(sorted(set(evidence))),
             )
@@ -905,26 +1145,33 @@ def evaluate(
     params: RuleParams,
     horizon_ms: int,
     *,
+    observations: Observations | None = None,
     gap_rules: bool = True,
 ) -> list[Finding]:
-    """Every finding for the allocations given, sorted by natural key.
+    """Every finding for the allocations given (each allocation id once), sorted by natural
+    key.
 
     `fixes` holds the GPS fixes of these allocations sorted by (allocation, time, record);
+    `observations` their other records (by default, those in each spec's `observations`);
     `horizon_ms` is the moment evaluated at: an episode still running then is open.
     """
+    if observations is None:
+        observations = Observations.of(
+            (spec.allocation_id, o) for spec in allocations for o in spec.observations
+        )
     findings, presence = _geofence_findings(allocations, fixes, params, horizon_ms)
+    observed = _Observed.of(allocations, observations)
+    findings += _device_state_findings(observed, params, horizon_ms)
+    findings += _checkin_findings(observed)
+    findings += _rf_findings(allocations, observed, params, horizon_ms)
+    rf_states = _rf_states(observed)
+    no_rf = (_empty_i64(), np.empty(0, np.bool_))
     for slot, spec in enumerate(allocations):
-        gps_presence = presence.get(slot, {})
-        findings += _status_findings(spec, params, horizon_ms)
-        findings += _alcohol_findings(spec, params, horizon_ms)
-        findings += _checkin_findings(spec)
-        findings += _rf_findings(spec, params, horizon_ms)
-        findings += _no_presence_findings(spec, params, horizon_ms, gps_presence)
-        if gap_rules:
-            lo = int(np.searchsorted(fixes.allocation_id, spec.allocation_id, "left"))
-            hi = int(np.searchsorted(fixes.allocation_id, spec.allocation_id, "right"))
-            findings += _gap_findings(
-                spec, fixes.t_ms[lo:hi], fixes.record_id[lo:hi], params, horizon_ms
+        if spec.location_source != "none" and spec.curfews:
+            findings += _no_presence_findings(
+                spec, params, horizon_ms, presence.get(slot, {}), rf_states.get(slot, no_rf)
             )
+    if gap_rules:
+        findings += _gap_findings(allocations, fixes, observed, params, horizon_ms)
     unique = {f.key: f for f in findings}
     return [unique[key] for key in sorted(unique)]

@@ -43,12 +43,15 @@ from tagwatch.compliance.context import (
     zone_condition_ids,
 )
 from tagwatch.compliance.engine import (
+    OBSERVATION_TYPES,
+    OBSERVED_FIELDS,
     AllocationSpec,
     CurfewSpec,
     Finding,
     Fixes,
     Intervals,
     Observation,
+    Observations,
     ZoneSpec,
     evaluate,
 )
@@ -67,6 +70,8 @@ from tagwatch.geo.projection import to_bng
 from tagwatch.settings import settings_of
 from tagwatch.telemetry.epoch import from_ms, to_ms
 from tagwatch.telemetry.repository import (
+    PayloadField,
+    RecordsBefore,
     events_by_id,
     last_record_times,
     load_events_from,
@@ -282,6 +287,7 @@ def evaluate_contexts(
     now_ms = to_ms(now)
     table = load_fixes_from(session, starts, now_ms)
     x, y = to_bng(table.lon, table.lat)
+    # Loaded in the kernel's order already: (allocation, time, record).
     fixes = Fixes(
         allocation_id=table.allocation_id,
         record_id=table.record_id,
@@ -289,34 +295,50 @@ def evaluate_contexts(
         x=x,
         y=y,
         accuracy_m=table.accuracy_m,
-    ).sorted()
-    events = load_events_from(session, starts, now_ms)
+    )
     priors = repository.latest_records_before(session, load_from, rf=True)
-    carried = {
-        row.allocation_id: row
-        for row in events_by_id(session, [p.rf_id for p in priors.values() if p.rf_id])
-    }
+    observations = _observations(session, starts, now_ms, priors)
     excusals = _Excusals.load(session, contexts.values(), load_from, now)
     specs = []
     for allocation_id, context in sorted(contexts.items()):
-        # Observations are numbered negatively so evidence can hold fixes and events apart.
-        rows = events.get(allocation_id, [])
-        if allocation_id in carried:
-            rows = [carried[allocation_id], *rows]
-        observations = [Observation(-e.record_id, e.t_ms, e.type, e.fields) for e in rows]
         prior = priors.get(allocation_id)
         specs.append(
             build_spec(
                 context,
                 load_from[allocation_id],
                 now,
-                observations,
                 None if prior is None else prior.any_ms,
                 None if prior is None else prior.fix_ms,
                 excusals,
             )
         )
-    return evaluate(specs, fixes, params, now_ms)
+    return evaluate(specs, fixes, params, now_ms, observations=observations)
+
+
+def _observations(
+    session: Session,
+    starts: Mapping[int, int],
+    now_ms: int,
+    priors: Mapping[int, RecordsBefore],
+) -> Observations:
+    """The allocations' non-GPS records from their starts as columns, each with its latest
+    RF record before the start (a state out of range carries into a curfew). Observations
+    are numbered negatively, so evidence can hold fixes and events apart."""
+    fields = [PayloadField(*f) for f in OBSERVED_FIELDS]
+    table = load_events_from(session, starts, now_ms, OBSERVATION_TYPES, fields)
+    loaded = Observations(
+        table.allocation_id, -table.record_id, table.t_ms, table.type, table.fields
+    )
+    carried = events_by_id(session, [p.rf_id for p in priors.values() if p.rf_id])
+    return Observations.concat(
+        [
+            loaded,
+            Observations.of(
+                (row.allocation_id, Observation(-row.record_id, row.t_ms, row.type, row.fields))
+                for row in carried
+            ),
+        ]
+    )
 
 
 @dataclass
@@ -347,7 +369,6 @@ def build_spec(
     context: AllocationContext,
     start: dt.datetime,
     end: dt.datetime,
-    observations: Sequence[Observation],
     prior_record_ms: int | None,
     prior_fix_ms: int | None,
     excusals: _Excusals,
@@ -394,7 +415,6 @@ def build_spec(
         curfews=tuple(curfews),
         zones=tuple(zones),
         absences=absences,
-        observations=tuple(observations),
         prior_record_ms=prior_record_ms,
         prior_fix_ms=prior_fix_ms,
     )

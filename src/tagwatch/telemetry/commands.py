@@ -28,7 +28,9 @@ def register(app: typer.Typer) -> None:
 
 def ingest_file(
     path: Path = typer.Argument(..., exists=True, dir_okay=False, help="NDJSON or CSV, .gz too"),
-    chunk: int = typer.Option(20_000, min=1, help="records stored and committed together"),
+    chunk: int | None = typer.Option(
+        None, min=1, help="records stored and committed together [default: 100,000]"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print the answer as JSON on stdout"),
 ) -> None:
     """Store a feed file (NDJSON, or the GPS CSV form) through the pipeline.
@@ -38,7 +40,7 @@ def ingest_file(
     """
     from tagwatch.cli import cli_session
     from tagwatch.settings import Settings
-    from tagwatch.telemetry.files import store_file
+    from tagwatch.telemetry.files import DEFAULT_CHUNK, store_file
 
     settings = Settings()
     size = path.stat().st_size
@@ -59,7 +61,7 @@ def ingest_file(
             session,
             path,
             settings=settings,
-            chunk=chunk,
+            chunk=chunk or DEFAULT_CHUNK,
             on_chunk=lambda so_far, consumed: progress.update(
                 task, completed=consumed, records=so_far.received
             ),

@@ -19,7 +19,11 @@ from tagwatch.settings import Settings
 from tagwatch.telemetry.reader import prepared_by_reader, prepared_chunks
 from tagwatch.telemetry.service import IngestResult, ingest_prepared
 
-DEFAULT_CHUNK = 20_000
+# Records stored and committed together. Compliance evaluates each allocation a chunk touches
+# once per chunk, re-reading its records from an hour before the earliest new one, so fewer,
+# larger chunks cost it less; 100,000 is about a second of storing, durable at each commit,
+# and the two processes peak some 170 MB higher than with 20,000.
+DEFAULT_CHUNK = 100_000
 # Below this size a file is read in the storing process: starting the reader would cost
 # more than it saves.
 READER_PROCESS_FROM_BYTES = 4 << 20

@@ -5,8 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import chain, groupby
-from operator import itemgetter
+from itertools import chain
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -243,9 +242,37 @@ class EventRow(NamedTuple):
     fields: dict[str, Any]
 
 
+class PayloadField(NamedTuple):
+    """A field of one record type's payload read as a column. With `codes`, each listed value
+    is read as its code, any other value as -1 and no value as `missing`; without, the field
+    is a number (NaN when absent). Records of other types read `missing` (or NaN)."""
+
+    type: str
+    name: str
+    codes: Mapping[str | bool, int] | None = None
+    missing: int = -1
+
+
+@dataclass
+class EventTable:
+    """Non-GPS records as columns, sorted by (allocation_id, t_ms, record_id): `type` is the
+    index of the record's type in the types asked for (-1: another), `fields` one column per
+    payload field asked for, by name."""
+
+    record_id: NDArray[np.int64] = field(default_factory=lambda: np.empty(0, np.int64))
+    allocation_id: NDArray[np.int64] = field(default_factory=lambda: np.empty(0, np.int64))
+    t_ms: NDArray[np.int64] = field(default_factory=lambda: np.empty(0, np.int64))
+    type: NDArray[np.int8] = field(default_factory=lambda: np.empty(0, np.int8))
+    fields: dict[str, NDArray[Any]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.record_id.shape[0])
+
+
 def load_fixes_from(session: Session, starts: Mapping[int, int], end_ms: int) -> FixTable:
     """Accepted fixes of each allocation observed from its own start (epoch ms) to `end_ms`,
-    in one query per few hundred allocations (each an index range on (allocation, time))."""
+    sorted by (allocation, time, id), in one query per few hundred allocations (each an
+    index range on (allocation, time))."""
     sql = (
         "SELECT f.id, f.allocation_id, f.t_ms, f.lat, f.lon, f.accuracy_m FROM w"
         " JOIN gps_fix f ON f.allocation_id = w.a AND f.t_ms >= w.t AND f.t_ms <= {p}"
@@ -274,24 +301,118 @@ def load_fixes_from(session: Session, starts: Mapping[int, int], end_ms: int) ->
 
 
 def load_events_from(
-    session: Session, starts: Mapping[int, int], end_ms: int
-) -> dict[int, list[EventRow]]:
-    """Each allocation's non-GPS records observed from its own start to `end_ms`, in
-    (time, id) order."""
+    session: Session,
+    starts: Mapping[int, int],
+    end_ms: int,
+    types: Sequence[str],
+    fields: Sequence[PayloadField],
+) -> EventTable:
+    """Each allocation's non-GPS records observed from its own start to `end_ms`, as columns:
+    the payload fields are read in the database (`->>`), so no payload is decoded here, and
+    the type and every coded field come packed in one integer, a few values a row to fetch."""
+    postgres = session.connection().dialect.name == "postgresql"
+    coded = [f for f in fields if f.codes is not None]
+    numbers = [f for f in fields if f.codes is None]
+    if len(coded) >= _PACKED_CODES:
+        raise ValueError(f"at most {_PACKED_CODES - 1} coded fields")
+    kind = " ".join(f"WHEN {_literal(t)} THEN {i}" for i, t in enumerate(types))
+    packed = [f"CASE e.type {kind} ELSE -1 END", *(_coded_sql(f, postgres) for f in coded)]
+    columns = [
+        " + ".join(f"(({code}) + 1) * {_CODE_BASE**i}" for i, code in enumerate(packed)),
+        *(_number_sql(f, postgres) for f in numbers),
+    ]
     sql = (
-        "SELECT e.id, e.allocation_id, e.type, e.t_ms, e.payload FROM w"
+        f"SELECT e.id, e.allocation_id, e.t_ms, {', '.join(columns)} FROM w"
         " JOIN device_event e ON e.allocation_id = w.a AND e.t_ms >= w.t AND e.t_ms <= {p}"
-        " ORDER BY e.allocation_id, e.t_ms, e.id"
     )
-    found: dict[int, list[EventRow]] = {}
-    for rows in _per_allocation(session, sql, starts, [end_ms]):
-        # Each allocation's rows arrive together, in order, within one query's rows.
-        for allocation_id, group in groupby(rows, key=itemgetter(1)):
-            found[allocation_id] = [
-                EventRow(record_id, allocation_id, kind, t_ms, _json(payload))
-                for record_id, _allocation_id, kind, t_ms, payload in group
-            ]
-    return found
+    width = 3 + len(columns)
+    # Absent numbers arrive as NULL: NumPy reads None as NaN in a float array.
+    blocks = [
+        np.array(rows, np.float64).reshape(-1, width)
+        for rows in _per_allocation(session, sql, starts, [end_ms])
+        if rows
+    ]
+    table = np.concatenate(blocks) if blocks else np.empty((0, width), np.float64)
+    record_id = table[:, 0].astype(np.int64)
+    allocation = table[:, 1].astype(np.int64)
+    t_ms = table[:, 2].astype(np.int64)
+    order = np.lexsort((record_id, t_ms, allocation))
+    table = table[order]
+    codes = table[:, 3].astype(np.int64)
+
+    def unpacked(position: int) -> NDArray[np.int8]:
+        column: NDArray[np.int8] = ((codes // _CODE_BASE**position) % _CODE_BASE - 1).astype(
+            np.int8
+        )
+        return column
+
+    found: dict[str, NDArray[Any]] = {f.name: unpacked(1 + i) for i, f in enumerate(coded)}
+    found.update({f.name: table[:, 4 + i] for i, f in enumerate(numbers)})
+    return EventTable(
+        record_id=record_id[order],
+        allocation_id=allocation[order],
+        t_ms=t_ms[order],
+        type=unpacked(0),
+        fields={f.name: found[f.name] for f in fields},
+    )
+
+
+# Codes from -1 to 14 packed in base 16: 13 of them (the type and 12 fields) stay exact in
+# the float64 a row is read into.
+_CODE_BASE = 16
+_PACKED_CODES = 13
+
+
+def _coded_sql(spec: PayloadField, postgres: bool) -> str:
+    """A coded payload field as an expression (see `PayloadField`)."""
+    codes = spec.codes or {}
+    if not -1 <= min([spec.missing, *codes.values()]) <= max([spec.missing, *codes.values()]) < 15:
+        raise ValueError(f"codes of {spec.name} out of range")
+    raw = _value_sql(spec)
+    compared = raw
+    if codes and all(isinstance(v, bool) for v in codes):
+        # Booleans compared by their JSON type, so no number or string passes for one.
+        if postgres:
+            compared = (
+                f"CASE WHEN jsonb_typeof(e.payload -> '{spec.name}') = 'boolean' THEN {raw} END"
+            )
+        else:
+            compared = f"json_type(e.payload, '$.{spec.name}')"
+    coded = " ".join(f"WHEN {_literal(v)} THEN {c}" for v, c in codes.items())
+    return (
+        f"CASE WHEN e.type <> {_literal(spec.type)} THEN {spec.missing}"
+        f" ELSE CASE {compared} {coded}"
+        f" ELSE CASE WHEN {raw} IS NULL THEN {spec.missing} ELSE -1 END END END"
+    )
+
+
+def _number_sql(spec: PayloadField, postgres: bool) -> str:
+    """A number field as an expression: NULL unless the value is a JSON number (a stored
+    payload of another shape reads as absent rather than failing the evaluation)."""
+    value = _value_sql(spec)
+    if postgres:
+        is_number = f"jsonb_typeof(e.payload -> '{spec.name}') = 'number'"
+        number = f"CAST({value} AS DOUBLE PRECISION)"
+    else:
+        is_number = f"json_type(e.payload, '$.{spec.name}') IN ('integer', 'real')"
+        number = value
+    kind = _literal(spec.type)
+    return f"CASE WHEN e.type = {kind} AND {is_number} THEN {number} END"
+
+
+def _value_sql(spec: PayloadField) -> str:
+    if not spec.name.replace("_", "").isalnum():
+        raise ValueError(f"not a plain payload field name: {spec.name!r}")
+    return f"(e.payload ->> '{spec.name}')"
+
+
+def _literal(value: str | bool) -> str:
+    """A payload value as compared: text, and JSON booleans as `true` or `false`."""
+    if isinstance(value, bool):
+        return "'true'" if value else "'false'"
+    if not value.replace("_", "").isalnum():
+        raise ValueError(f"not a plain payload value: {value!r}")
+    return f"'{value}'"
 
 
 def events_by_id(session: Session, record_ids: Collection[int]) -> list[EventRow]:
@@ -308,14 +429,6 @@ def events_by_id(session: Session, record_ids: Collection[int]) -> list[EventRow
             for record_id, allocation_id, kind, t_ms, payload in session.execute(query)
         )
     return rows
-
-
-def _json(value: Any) -> dict[str, Any]:
-    """A JSON column read on the DBAPI cursor: text on SQLite, already decoded on PostgreSQL."""
-    if isinstance(value, (str, bytes)):
-        decoded: dict[str, Any] = orjson.loads(value)
-        return decoded
-    return dict(value)
 
 
 def _per_allocation(
