@@ -54,10 +54,19 @@ def stored_rows(db: Session) -> tuple[int, int, int]:
 
 
 @pytest.mark.parametrize(
-    ("chunk", "reader_process"), [(1, False), (2, False), (3, False), (100, False), (3, True)]
+    ("chunk", "piece", "reader_process"),
+    [
+        (1, 1, False),
+        (2, 2, False),
+        (3, 3, False),
+        (100, 100, False),
+        (3, 3, True),
+        (5, 2, False),
+        (4, 3, True),
+    ],
 )
 def test_chunks_answer_as_one_batch_and_as_http(
-    db: Session, settings: Settings, tmp_path: Path, chunk: int, reader_process: bool
+    db: Session, settings: Settings, tmp_path: Path, chunk: int, piece: int, reader_process: bool
 ) -> None:
     path = tmp_path / "feed.ndjson"
     path.write_bytes(body())
@@ -68,7 +77,9 @@ def test_chunks_answer_as_one_batch_and_as_http(
     whole_rows = stored_rows(db)
     nested.rollback()
 
-    chunked = store_file(db, path, settings=settings, chunk=chunk, reader_process=reader_process)
+    chunked = store_file(
+        db, path, settings=settings, chunk=chunk, piece=piece, reader_process=reader_process
+    )
     assert answer(chunked) == answer(whole)
     assert chunked.counts() == {
         "received": 10,
@@ -89,5 +100,27 @@ def test_chunks_answer_as_one_batch_and_as_http(
     ]
     assert chunked.rejections[1].errors[0].reason.startswith("is not valid JSON")
     assert stored_rows(db) == whole_rows == (3, 1, 3)
-    again = store_file(db, path, settings=settings, chunk=chunk, reader_process=reader_process)
+    again = store_file(
+        db, path, settings=settings, chunk=chunk, piece=piece, reader_process=reader_process
+    )
     assert (again.accepted, again.duplicate, again.rejected) == (0, 7, 3)
+
+
+@pytest.mark.parametrize("reader_process", [False, True])
+def test_pieces_are_committed_a_chunk_at_a_time(
+    db: Session, settings: Settings, tmp_path: Path, reader_process: bool
+) -> None:
+    path = tmp_path / "feed.ndjson"
+    path.write_bytes(body())
+    commits: list[int] = []
+    store_file(
+        db,
+        path,
+        settings=settings,
+        chunk=5,
+        piece=2,
+        reader_process=reader_process,
+        on_chunk=lambda so_far, _consumed: commits.append(so_far.received),
+    )
+    # Pieces of two records fill a chunk of five at the third piece; the rest is the last.
+    assert commits == [6, 10]

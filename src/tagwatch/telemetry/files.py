@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from tagwatch.events import batch
 from tagwatch.settings import Settings
 from tagwatch.telemetry.reader import prepared_by_reader, prepared_chunks
 from tagwatch.telemetry.service import IngestResult, ingest_prepared
@@ -24,6 +25,10 @@ from tagwatch.telemetry.service import IngestResult, ingest_prepared
 # larger chunks cost it less; 100,000 is about a second of storing, durable at each commit,
 # and the two processes peak some 170 MB higher than with 20,000.
 DEFAULT_CHUNK = 100_000
+# The reader hands the file over in pieces of this many records; a chunk's pieces are stored
+# as they arrive and committed together, so storing starts once one piece is parsed, not a
+# whole chunk, and the two processes overlap from the start.
+PIECE = 20_000
 # Below this size a file is read in the storing process: starting the reader would cost
 # more than it saves.
 READER_PROCESS_FROM_BYTES = 4 << 20
@@ -37,6 +42,7 @@ def store_file(
     chunk: int = DEFAULT_CHUNK,
     on_chunk: Callable[[IngestResult, int], None] | None = None,
     reader_process: bool | None = None,
+    piece: int = PIECE,
 ) -> IngestResult:
     """Store every record of the file; `on_chunk(total so far, bytes read)` after each commit.
     `reader_process`: read in a separate process (default: when the file is large)."""
@@ -45,18 +51,33 @@ def store_file(
     image = session.get_bind().dialect.name == "sqlite"
     read = prepared_by_reader if reader_process else prepared_chunks
     total = IngestResult()
-    with contextlib.closing(read(path, chunk, image=image)) as chunks:
-        for prepared, consumed in chunks:
-            result = ingest_prepared(
-                session,
-                prepared,
-                channel="file",
-                origin=str(path)[-300:],
-                settings=settings,
-                received_at=dt.datetime.now(dt.UTC),
-            )
+    with contextlib.closing(read(path, min(chunk, piece), image=image)) as pieces:
+        more = True
+        while more:
+            stored = IngestResult()
+            consumed = 0
+            # Evaluation is deferred to the end of the block: once per chunk, not per piece.
+            with batch(session):
+                for prepared, bytes_read in pieces:
+                    consumed = bytes_read
+                    stored.add(
+                        ingest_prepared(
+                            session,
+                            prepared,
+                            channel="file",
+                            origin=str(path)[-300:],
+                            settings=settings,
+                            received_at=dt.datetime.now(dt.UTC),
+                        )
+                    )
+                    if stored.received >= chunk:
+                        break
+                else:
+                    more = False
+            if not stored.received:
+                break
             session.commit()
-            total.add(result)
+            total.add(stored)
             if on_chunk is not None:
                 on_chunk(total, consumed)
     return total
