@@ -16,9 +16,9 @@ from sqlalchemy import select
 
 from tagwatch.cases.models import Order
 from tagwatch.db.engine import unit_of_work
+from tagwatch.london import LONDON
 from tagwatch.web.pages import router
 from tagwatch.web.portal.period import FIELD_FORMAT
-from tagwatch.web.templating import LONDON
 
 MANAGER = ("manager1", "manager1-test-password")
 # Route -> (how to reach it from the seeded world, what shows it is ready for axe).

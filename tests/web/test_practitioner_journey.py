@@ -13,8 +13,8 @@ from urllib.parse import quote
 from sqlalchemy import select
 
 from tagwatch.access.models import AuditEntry
+from tagwatch.london import LONDON
 from tagwatch.web.portal.period import FIELD_FORMAT
-from tagwatch.web.templating import LONDON
 
 PASSWORD = "officer1-test-password"
 

@@ -16,8 +16,9 @@ from tagwatch.access.principal import Principal
 from tagwatch.access.repository import AuditQuery
 from tagwatch.access.sessions import request_session
 from tagwatch.db.deps import DbSession
+from tagwatch.london import LONDON
 from tagwatch.settings import Settings
-from tagwatch.web.templating import LONDON, templates
+from tagwatch.web.templating import templates
 
 router = APIRouter(include_in_schema=False)
 router.include_router(user_pages.router)

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tagwatch.web.templating import london_time
+from tagwatch.london import london_time
 
 alerts_app = typer.Typer(help="Alerts and the enforcement loop", no_args_is_help=True)
 

@@ -12,7 +12,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from tagwatch.alerts.models import Alert
 from tagwatch.alerts.sources import AWAITING_FITTING
 from tagwatch.compliance.rules import RULES
-from tagwatch.web.templating import london_time
+from tagwatch.london import london_time
 
 TEMPLATE_DIR = Path(__file__).with_name("message_templates")
 FITTING_TITLE = "Not fitted by the deadline"

@@ -106,7 +106,7 @@ def load_contexts(session: Session, allocation_ids: Iterable[int]) -> dict[int, 
             device_type=row.type or "",
             fitted_at=row.fitted_at,
             removed_at=row.removed_at,
-            watched_from=_watched_from(row.fitted_at, row.recorded_at, first_records.get(row.id)),
+            watched_from=watched_from(row.fitted_at, row.recorded_at, first_records.get(row.id)),
             curfews=tuple(curfews.get(row.order_id, ())),
             zones=tuple(zones.get(row.order_id, ())),
         )
@@ -156,7 +156,7 @@ def _conditions(
     curfews: dict[int, list[CurfewContext]] = {}
     for row, x, y in zip(curfew_rows, home_x.tolist(), home_y.tolist(), strict=True):
         curfews.setdefault(row.order_id, []).append(
-            CurfewContext(row.id, row.lat, row.lon, _curfew_periods(row), x, y)
+            CurfewContext(row.id, row.lat, row.lon, curfew_periods(row), x, y)
         )
     zones: dict[int, list[ZoneContext]] = {}
     geometries = _projected([row.geometry for row in zone_rows])
@@ -167,7 +167,7 @@ def _conditions(
     return curfews, zones
 
 
-def _watched_from(
+def watched_from(
     fitted_at: dt.datetime, recorded_at: dt.datetime, first_ms: int | None
 ) -> dt.datetime:
     began = recorded_at
@@ -184,7 +184,7 @@ def _condition_span(condition: Any) -> Intervals:
     return Intervals.of([(to_ms(condition.start), end)])
 
 
-def _curfew_periods(condition: Any) -> PeriodsFor:
+def curfew_periods(condition: Any) -> PeriodsFor:
     span = _condition_span(condition)
     expanded = _expansion(condition.timetable, condition.release_day)
 

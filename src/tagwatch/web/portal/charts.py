@@ -13,7 +13,7 @@ from xml.sax.saxutils import escape
 
 from markupsafe import Markup
 
-from tagwatch.web.templating import LONDON
+from tagwatch.london import LONDON
 
 # GOV.UK palette colours with enough contrast against white.
 PALETTE = ("#1d70b8", "#d4351c", "#00703c", "#4c2c92", "#f47738", "#5694ca", "#912b88", "#85994b")

@@ -23,12 +23,12 @@ from tagwatch.cases.refdata import list_values
 from tagwatch.cases.validation import CHECK_OUTCOMES, ORDER_TYPES, ORG_KINDS, ValidationFailed
 from tagwatch.db.base import utcnow
 from tagwatch.db.deps import DbSession, ReadSession
+from tagwatch.london import LONDON
 from tagwatch.web.portal import people
 from tagwatch.web.portal.order_form import CHECK_KINDS, OrderForm, conditions, map_errors, read_form
 from tagwatch.web.portal.render import render
 from tagwatch.web.portal.timetable import DAYS
 from tagwatch.web.portal.zone_files import ZoneFileError, read_zone_file
-from tagwatch.web.templating import LONDON
 
 router = APIRouter(include_in_schema=False)
 

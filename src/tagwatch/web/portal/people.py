@@ -21,7 +21,7 @@ from tagwatch.cases.models import Order, Person
 from tagwatch.cases.repository import PersonListing
 from tagwatch.cases.views import OrderView, PersonView
 from tagwatch.compliance.rules import RULES
-from tagwatch.web.templating import LONDON
+from tagwatch.london import LONDON
 
 __all__ = ["LONDON"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from tagwatch.web.templating import LONDON
+from tagwatch.london import LONDON
 
 FIELD_FORMAT = "%Y-%m-%dT%H:%M"
 LONGEST = dt.timedelta(days=31)
