@@ -10,7 +10,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, func, insert, select, text
+from sqlalchemy import Connection, Engine, func, insert, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -327,13 +327,13 @@ def test_a_reads_entries_are_synced_to_disk_at_commit(
     AuditEntry.__table__.create(engine)
     factory = make_sessionmaker(engine)
     levels: list[int] = []
-    append = audit._append
+    serialise = audit._serialise_appends
 
-    def noting_the_level(session: Session, entries: list[AuditEntry]) -> None:
-        levels.append(session.scalar(text("PRAGMA synchronous")))
-        append(session, entries)
+    def noting_the_level(connection: Connection) -> None:
+        levels.append(connection.exec_driver_sql("PRAGMA synchronous").scalar())
+        serialise(connection)
 
-    monkeypatch.setattr(audit, "_append", noting_the_level)
+    monkeypatch.setattr(audit, "_serialise_appends", noting_the_level)
     with reading(factory) as session:
         record(session, ANALYST, "test.view", subject_type="test_subject")
     with unit_of_work(factory) as session:

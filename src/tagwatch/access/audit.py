@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import structlog
-from sqlalchemy import Table, insert, select, text
+from sqlalchemy import Connection, Table, insert, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from tagwatch.access.models import AuditEntry
@@ -195,7 +195,10 @@ class _GroupCommit:
     def _commit(self, batch: list[_Ticket]) -> None:
         try:
             with durable_unit_of_work(batch[0].factory) as session:
-                _append(session, [AuditEntry(**f) for t in batch for f in t.entries])
+                # Plain rows on the connection, chained here, one INSERT for the batch; copies,
+                # since chaining writes into them and a ticket may be tried again on its own.
+                rows = [dict(f) for t in batch for f in t.entries]
+                _chain_rows(session.connection(), rows)
         except Exception as error:
             if len(batch) == 1:
                 batch[0].error = error
@@ -276,19 +279,34 @@ def verify_entries(entries: Iterable[AuditEntry]) -> ChainCheck:
     return ChainCheck(checked)
 
 
-def _serialise_appends(session: Session) -> None:
-    dialect = session.get_bind().dialect.name
+_LOCK_POSTGRESQL = text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=_ADVISORY_LOCK_KEY)
+# Touches no row (so the no-update trigger never fires) but takes SQLite's write lock.
+_LOCK_SQLITE = text("UPDATE audit_entry SET id = id WHERE 0")
+_LAST_HASH = select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)
+_INSERT = insert(_TABLE)
+# What a row given to `_chain_rows` may hold: the entry's columns but its id.
+_ROW_FIELDS = frozenset(_TABLE.columns.keys()) - {"id"}
+
+
+def _serialise_appends(connection: Connection) -> None:
+    dialect = connection.dialect.name
     if dialect == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK_KEY})
+        connection.execute(_LOCK_POSTGRESQL)
     elif dialect == "sqlite":
-        # Touches no row (so the no-update trigger never fires) but takes the write lock.
-        session.execute(text("UPDATE audit_entry SET id = id WHERE 0"))
+        connection.execute(_LOCK_SQLITE)
+
+
+def _last_hash(connection: Connection) -> str:
+    last: str | None = connection.execute(_LAST_HASH).scalar()
+    return last or GENESIS_HASH
 
 
 def _append(session: Session, entries: list[AuditEntry]) -> None:
     """Chain `entries`, in order, after the last entry, inside the caller's transaction."""
-    _serialise_appends(session)
-    previous = _last_hash(session)
+    session.flush()  # entries already added go before these
+    connection = session.connection()
+    _serialise_appends(connection)
+    previous = _last_hash(connection)
     for entry in entries:
         entry.prev_hash = previous
         entry.hash = entry_hash(entry)
@@ -298,19 +316,24 @@ def _append(session: Session, entries: list[AuditEntry]) -> None:
 
 
 def _append_rows(session: Session, rows: list[dict[str, Any]]) -> None:
-    """`_append` for entries given as their fields: chained here, inserted in one executemany
-    (no RETURNING, so rows go in in order on both backends and ids follow the chain)."""
-    _serialise_appends(session)
-    previous = _last_hash(session)  # an ORM query: flushes pending entries first
+    """`_append` for entries given as their fields (see `_chain_rows`)."""
+    session.flush()  # entries already added go before these
+    _chain_rows(session.connection(), rows)
+
+
+def _chain_rows(connection: Connection, rows: list[dict[str, Any]]) -> None:
+    """Chain entries given as their fields after the last entry, in the connection's
+    transaction, and insert them in one executemany (no RETURNING, so rows go in in order on
+    both backends and ids follow the chain). A row with a field the table lacks is refused."""
+    for row in rows:
+        if not row.keys() <= _ROW_FIELDS:
+            raise ValueError(f"audit entry: unknown fields {sorted(row.keys() - _ROW_FIELDS)}")
+    _serialise_appends(connection)
+    previous = _last_hash(connection)
     for row in rows:
         row["prev_hash"] = previous
         row["hash"] = previous = _fields_hash(row)
-    session.execute(insert(_TABLE), rows)
-
-
-def _last_hash(session: Session) -> str:
-    last = session.scalar(select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1))
-    return last or GENESIS_HASH
+    connection.execute(_INSERT, rows)
 
 
 def _json_normalised(detail: dict[str, Any]) -> dict[str, Any]:

@@ -13,19 +13,27 @@ from __future__ import annotations
 
 import inspect
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, HTTPException, Request, Response, status
 from fastapi.responses import PlainTextResponse
 from jinja2 import pass_context
 from markupsafe import Markup
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tagwatch.access.permissions import caller_of, get_principal
+from tagwatch.access.permissions import (
+    SIGN_IN_FIRST,
+    caller_of,
+    caller_unconfirmed,
+    get_principal,
+    needs_permission,
+)
 from tagwatch.access.principal import Principal
-from tagwatch.access.service import principal_for_token, principal_for_user_id
+from tagwatch.access.service import caller_account, principal_for_account, principal_for_token
 from tagwatch.access.sessions import (
     COOKIE_NAME,
     CSRF_FIELD,
@@ -78,9 +86,16 @@ class AccessMiddleware:
         bearer = _bearer(request)
         session = RequestSession(load(settings, request.cookies.get(COOKIE_NAME)))
         request.state.session = session
-        request.state.principal = await run_in_threadpool(
-            _resolve_principal, request.app, bearer, session
-        )
+        known = _known_caller(request.method, bearer, session)
+        if known is not None:
+            # Taken on trust until confirmed against the account, before anything is read or
+            # shown: by the route's own read transaction, or else by its guard.
+            request.state.principal = known.principal
+            request.state.caller_unconfirmed = True
+        else:
+            request.state.principal = await run_in_threadpool(
+                _resolve_principal, request.app, bearer, session
+            )
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -159,10 +174,79 @@ def _resolve_principal(
             return principal_for_token(db, bearer)
     # A pure read: the caller is resolved without queueing behind any writer.
     with read_only(app.state.sessionmaker) as db:
-        principal = principal_for_user_id(db, int(session.get("uid")))
-        if principal is None:  # account removed or deactivated since sign-in
-            session.clear()
+        return signed_in_caller(db, int(session.get("uid")), session)
+
+
+@dataclass(frozen=True)
+class _KnownCaller:
+    account: tuple[Any, ...]
+    principal: Principal
+
+
+# Signed-in callers this process has seen, by user id, with the account they were made from.
+# Never used unconfirmed: each request's caller is checked against the account as it is then.
+_KNOWN_CALLERS: dict[int, _KnownCaller] = {}
+_KNOWN_CALLERS_KEPT = 10_000
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+
+
+def _known_caller(method: str, bearer: str | None, session: RequestSession) -> _KnownCaller | None:
+    """A session's caller seen before, for a request that changes nothing (others are always
+    resolved up front, as are bearer tokens, whose use is recorded)."""
+    uid = session.get("uid")
+    if bearer is not None or uid is None or method not in SAFE_METHODS:
+        return None
+    return _KNOWN_CALLERS.get(int(uid))
+
+
+def signed_in_caller(db: Session, user_id: int, session: RequestSession) -> Principal | None:
+    """The caller behind a session's user id, read in `db`'s transaction; None (and the session
+    ended) if the account is gone or deactivated. Noted for the process's next requests."""
+    account = caller_account(db, user_id)
+    known = _KNOWN_CALLERS.get(user_id)
+    if known is not None and known.account == account:
+        return known.principal
+    principal = None if account is None else principal_for_account(account)
+    if account is None or principal is None:
+        _KNOWN_CALLERS.pop(user_id, None)
+        session.clear()
+        return None
+    if len(_KNOWN_CALLERS) >= _KNOWN_CALLERS_KEPT:
+        _KNOWN_CALLERS.clear()
+    _KNOWN_CALLERS[user_id] = _KnownCaller(account, principal)
+    return principal
+
+
+def confirm_caller_now(request: Request) -> Principal | None:
+    """Confirm an unconfirmed caller in a read-only transaction of its own (see
+    `permissions.get_principal`)."""
+    with read_only(request.app.state.sessionmaker) as db:
+        return _confirm(request, db)
+
+
+def _confirm(request: Request, db: Session) -> Principal | None:
+    request.state.caller_unconfirmed = False
+    session: RequestSession = request.state.session
+    principal = signed_in_caller(db, int(session.get("uid")), session)
+    request.state.principal = principal
+    return principal
+
+
+def confirmed_caller(request: Request, db: Session, principal: Principal) -> Principal:
+    """The caller a guard admitted, confirmed in `db`'s transaction if it was taken on trust:
+    refused (401, 403) if the account no longer allows the route, else as it is now."""
+    if not caller_unconfirmed(request):
         return principal
+    trusted = request.state.principal
+    current = _confirm(request, db)
+    if current is trusted:
+        return principal
+    if current is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, SIGN_IN_FIRST)
+    permission: str = request.state.required_permission
+    if not current.has(permission):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, needs_permission(permission))
+    return current
 
 
 async def _offered_csrf_token(request: Request) -> str | None:

@@ -7,11 +7,14 @@ the app's routes and fails when one has neither, so nothing is reachable by acci
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Depends, HTTPException, Request, status
+from starlette.concurrency import run_in_threadpool
 
 from tagwatch.access.principal import Principal
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 PERMISSIONS: dict[str, str] = {
     "person:read": "See a person's record in scope",
@@ -59,10 +62,27 @@ PERMISSIONS: dict[str, str] = {
 }
 
 
+SIGN_IN_FIRST = "Sign in to continue"
+# The endpoint attribute set by `confirms_caller_in_its_reads`.
+_CONFIRMS_CALLER = "confirms_caller_in_its_reads"
+
+
+def needs_permission(permission: str) -> str:
+    return f"Needs permission {permission}"
+
+
 # The guards are coroutines: they only look at the request, and a plain function would be
 # sent to the thread pool and back on every request.
 async def get_principal(request: Request) -> Principal | None:
-    """The authenticated caller, set on the request by the authentication middleware."""
+    """The authenticated caller, set on the request by the authentication middleware.
+
+    A signed-in caller seen before may come unconfirmed (`caller_unconfirmed`): then the
+    account is read now, unless the route confirms it in its own read transaction.
+    """
+    if caller_unconfirmed(request) and not getattr(
+        request.scope.get("endpoint"), _CONFIRMS_CALLER, False
+    ):
+        await confirm_caller(request)
     return caller_of(request)
 
 
@@ -71,16 +91,42 @@ def caller_of(request: Request) -> Principal | None:
     return getattr(request.state, "principal", None)
 
 
+def caller_unconfirmed(request: Request) -> bool:
+    return bool(getattr(request.state, "caller_unconfirmed", False))
+
+
+async def confirm_caller(request: Request) -> Principal | None:
+    """Read the signed-in caller's account now, in a read-only transaction of its own."""
+    # Imported here: the middleware, which resolves callers, imports this module.
+    from tagwatch.access.middleware import confirm_caller_now
+
+    return await run_in_threadpool(confirm_caller_now, request)
+
+
+def confirms_caller_in_its_reads(endpoint: F) -> F:
+    """Marks a page whose reads begin by confirming its caller against their account, in the
+    same transaction (`tagwatch.web.portal.render.read_page`): its guard may admit a caller
+    seen before on trust, since nothing is read or shown before that confirmation."""
+    setattr(endpoint, _CONFIRMS_CALLER, True)
+    return endpoint
+
+
 def require(permission: str) -> Any:
     """A route dependency that admits only callers holding `permission`."""
     if permission not in PERMISSIONS:
         raise ValueError(f"unknown permission {permission!r}")
 
-    async def guard(principal: Principal | None = Depends(get_principal)) -> Principal:
+    async def guard(
+        request: Request, principal: Principal | None = Depends(get_principal)
+    ) -> Principal:
+        if (principal is None or not principal.has(permission)) and caller_unconfirmed(request):
+            principal = await confirm_caller(request)  # refuse only on the account as it is
         if principal is None:
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Sign in to continue")
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, SIGN_IN_FIRST)
         if not principal.has(permission):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, f"Needs permission {permission}")
+            raise HTTPException(status.HTTP_403_FORBIDDEN, needs_permission(permission))
+        # What the route's confirmation of an unconfirmed caller checks them for.
+        request.state.required_permission = permission
         return principal
 
     guard.permission = permission  # type: ignore[attr-defined]

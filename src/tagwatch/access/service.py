@@ -8,7 +8,9 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from tagwatch.access import repository
@@ -191,10 +193,48 @@ def principal_for_token(session: Session, secret: str) -> Principal | None:
 
 
 def principal_for_user_id(session: Session, user_id: int) -> Principal | None:
-    user = repository.user_by_id(session, user_id)
-    if user is None or not user.active:
+    account = caller_account(session, user_id)
+    return None if account is None else principal_for_account(account)
+
+
+# What a signed-in caller's Principal is made of, by primary key.
+_CALLER_ACCOUNT = select(
+    User.id,
+    User.username,
+    User.display_name,
+    User.roles,
+    User.team_id,
+    User.delivery_unit_code,
+    User.region_code,
+    User.force_code,
+    User.active,
+).where(User.id == bindparam("user_id"))
+
+
+def caller_account(session: Session, user_id: int) -> tuple[Any, ...] | None:
+    """The account columns a Principal is made of, as a plain row read in the session's
+    transaction (None if there is no such user): two are equal when nothing that decides what
+    the caller may do or see has changed."""
+    row = session.connection().execute(_CALLER_ACCOUNT, {"user_id": user_id}).first()
+    return None if row is None else tuple(row)
+
+
+def principal_for_account(account: tuple[Any, ...]) -> Principal | None:
+    """`principal_for` from `caller_account`'s row; None for a deactivated account."""
+    user_id, username, display_name, roles, team_id, unit, region, force, active = account
+    if not active:
         return None
-    return principal_for(user)
+    return Principal(
+        user_id=user_id,
+        username=username,
+        display_name=display_name,
+        roles=frozenset(roles),
+        permissions=permissions_for(roles),
+        team_id=team_id,
+        delivery_unit_code=unit,
+        region_code=region,
+        force_code=force,
+    )
 
 
 def upsert_identity_user(

@@ -258,6 +258,31 @@ def list_alerts(
     return _page(session, statement, query.limit, query.offset)
 
 
+def person_alert_history(
+    session: Session, scope: ColumnElement[bool], person_id: int, limit: int
+) -> Sequence[Any]:
+    """A person's latest alerts in scope, newest first, as plain rows of what a timeline shows
+    (no count of them all, and no objects: a page that only lists them)."""
+    statement = (
+        select(
+            Alert.id,
+            Alert.raised_at,
+            Alert.summary,
+            Alert.acknowledged_at,
+            Alert.acknowledged_by,
+            Alert.escalated_at,
+            Alert.outcome_at,
+            Alert.outcome,
+            Alert.outcome_by,
+            Alert.outcome_note,
+        )
+        .where(scope, Alert.person_id == person_id)
+        .order_by(Alert.raised_at.desc(), Alert.id.desc())
+        .limit(limit)
+    )
+    return session.connection().execute(statement).all()
+
+
 def overdue_alerts(
     session: Session, scope: ColumnElement[bool], now: dt.datetime
 ) -> Sequence[Alert]:

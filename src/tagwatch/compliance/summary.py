@@ -4,19 +4,93 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import Text, bindparam, cast, select
 from sqlalchemy.orm import Session
 
+from tagwatch.cases.models import Address, Allocation, Condition
 from tagwatch.compliance import repository
-from tagwatch.compliance.context import allocation_ids_for_person, load_contexts
+from tagwatch.compliance.context import PeriodsFor, curfew_periods, watched_from
 from tagwatch.compliance.engine import Intervals
+from tagwatch.compliance.repository import earliest_record_ms
 from tagwatch.compliance.schemas import ComplianceSummary, CurfewHours
 from tagwatch.telemetry.epoch import to_ms
 
 LONDON = ZoneInfo("Europe/London")
 CURFEW_BREACH_RULES = ("curfew.absence.gps", "curfew.absence.rf", "curfew.no_presence")
 _HOUR_MS = 3_600_000
+
+
+@dataclass(frozen=True)
+class _Curfew:
+    condition_id: int
+    periods: PeriodsFor
+
+
+@dataclass(frozen=True)
+class _Watched:
+    """What the summary needs of an allocation: `AllocationContext` without the zones (and
+    their projection to the national grid) or the device, which hours of curfew never need."""
+
+    order_id: int
+    removed_at: dt.datetime | None
+    watched_from: dt.datetime
+    curfews: tuple[_Curfew, ...]
+
+
+_ALLOCATIONS = (
+    select(
+        Allocation.id,
+        Allocation.order_id,
+        Allocation.fitted_at,
+        Allocation.removed_at,
+        Allocation.recorded_at,
+    )
+    .where(Allocation.person_id == bindparam("person_id"))
+    .order_by(Allocation.id)
+)
+# Curfews at an address with a position, as the compliance context takes them.
+_CURFEWS = (
+    select(
+        Condition.id,
+        Condition.order_id,
+        Condition.start,
+        Condition.end,
+        cast(Condition.timetable, Text).label("timetable"),
+        cast(Condition.release_day, Text).label("release_day"),
+    )
+    .join(Address, Address.id == Condition.address_id)
+    .where(
+        Condition.order_id.in_(bindparam("order_ids", expanding=True)),
+        Condition.type == "curfew",
+        Address.lat.is_not(None),
+    )
+    .order_by(Condition.id)
+)
+
+
+def _watched_allocations(session: Session, person_id: int) -> list[_Watched]:
+    """The person's allocations, by id, each with its order's curfews (plain rows)."""
+    connection = session.connection()
+    allocations = connection.execute(_ALLOCATIONS, {"person_id": person_id}).all()
+    if not allocations:
+        return []
+    curfews: dict[int, list[_Curfew]] = {}
+    order_ids = sorted({row.order_id for row in allocations})
+    for row in connection.execute(_CURFEWS, {"order_ids": order_ids}):
+        curfews.setdefault(row.order_id, []).append(_Curfew(row.id, curfew_periods(row)))
+    first_records = earliest_record_ms(session, [row.id for row in allocations])
+    return [
+        _Watched(
+            order_id=row.order_id,
+            removed_at=row.removed_at,
+            watched_from=watched_from(row.fitted_at, row.recorded_at, first_records.get(row.id)),
+            curfews=tuple(curfews.get(row.order_id, ())),
+        )
+        for row in allocations
+    ]
 
 
 def compliance_summary(
@@ -31,18 +105,18 @@ def compliance_summary(
     scheduled: dict[int, Intervals] = {}
     excused: dict[int, Intervals] = {}
     absent: dict[int, Intervals] = defaultdict(Intervals)
-    # Every allocation's context and every order's absences at once, not a round per allocation.
-    contexts = load_contexts(session, allocation_ids_for_person(session, person_id))
+    # Every allocation's curfews and every order's absences at once, not a round per allocation.
+    watched = _watched_allocations(session, person_id)
     absences_by_order = repository.absences_for_orders(
-        session, {c.order_id for c in contexts.values()}, start, end
+        session, {w.order_id for w in watched}, start, end
     )
-    for _allocation_id, context in sorted(contexts.items()):
-        removed = to_ms(context.removed_at) if context.removed_at else 2**62
-        active = Intervals.of([(to_ms(context.watched_from), removed)]).intersect(window)
+    for allocation in watched:
+        removed = to_ms(allocation.removed_at) if allocation.removed_at else 2**62
+        active = Intervals.of([(to_ms(allocation.watched_from), removed)]).intersect(window)
         absences = Intervals.of(
-            (to_ms(a.start), to_ms(a.end)) for a in absences_by_order.get(context.order_id, [])
+            (to_ms(a.start), to_ms(a.end)) for a in absences_by_order.get(allocation.order_id, [])
         )
-        for curfew in context.curfews:
+        for curfew in allocation.curfews:
             periods = curfew.periods(start, end).intersect(active)
             cid = curfew.condition_id
             union = scheduled.get(cid, Intervals())

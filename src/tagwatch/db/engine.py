@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction, sessionmaker
 
 # `session.info` key marking a session that only reads (see `read_only`).
@@ -32,12 +33,38 @@ class ReadOnlySessionError(RuntimeError):
 # connection costs little; PostgreSQL's are shared by every process, so fewer are kept.
 SQLITE_POOL = {"pool_size": 20, "max_overflow": 20}
 POSTGRES_POOL = {"pool_size": 10, "max_overflow": 10}
+# A pooled PostgreSQL connection idle for longer than this is pinged before it is handed out.
+PING_AFTER_IDLE_S = 10.0
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         return _sqlite_engine(url, **kwargs)
-    return create_engine(url, pool_pre_ping=True, **{**POSTGRES_POOL, **kwargs})
+    return _postgres_engine(url, **kwargs)
+
+
+def _postgres_engine(url: str, **kwargs: Any) -> Engine:
+    """Connections that sat idle are checked before use, so one dropped while idle (a server
+    restart, a network timeout) is replaced rather than failing a request. A ping on every
+    checkout (`pool_pre_ping`) would be a round trip per transaction, several per page, for
+    connections in use moments ago; a connection lost mid-use is invalidated by the pool."""
+    engine = create_engine(url, **{**POSTGRES_POOL, **kwargs})
+
+    @event.listens_for(engine, "checkin")
+    def _idle_from(dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:  # the pool retries with a new connection
+            raise exc.DisconnectionError("idle connection lost") from error
+
+    return engine
 
 
 def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
@@ -68,16 +95,18 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
         # WAL with synchronous=NORMAL loses no commit when the process dies, but the last ones
         # can roll back after a power cut; durable work syncs the log at commit (FULL). The
         # level cannot change inside a transaction, so it is set here, on every begin.
+        # A read-only transaction commits nothing, so its level does not matter: left as is.
+        read_only = _beginning_read_only.get()
         level = "FULL" if connection.get_execution_options().get(DURABLE) else "NORMAL"
         info = connection.connection.info
-        if info.get("synchronous") != level:
+        if not read_only and info.get("synchronous") != level:
             connection.exec_driver_sql(f"PRAGMA synchronous={level}")
             info["synchronous"] = level
         # IMMEDIATE takes the write lock up front: a deferred transaction that reads and then
         # writes fails at once ("database is locked") if another writer committed in between,
         # and most work writes. A read-only session (`read_only`) begins DEFERRED instead: it
         # takes a snapshot and never holds or waits for the write lock (WAL readers never block).
-        connection.exec_driver_sql("BEGIN" if _beginning_read_only.get() else "BEGIN IMMEDIATE")
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 

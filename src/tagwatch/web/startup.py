@@ -13,6 +13,7 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from tagwatch.access.permissions import caller_unconfirmed, confirm_caller
 from tagwatch.web.portal.render import render
 from tagwatch.web.templating import templates
 
@@ -32,6 +33,8 @@ async def _html_errors(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if not _wants_html(request):
         return await http_exception_handler(request, exc)
+    if caller_unconfirmed(request):  # the page shows the caller: as their account is now
+        await confirm_caller(request)
     if exc.status_code == 401:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/sign-in?next={quote(target)}", status_code=303)

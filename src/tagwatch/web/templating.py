@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from functools import cache
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from fastapi.templating import Jinja2Templates
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, PrefixLoader
 
 from tagwatch.domains import DOMAIN_PACKAGES
+from tagwatch.london import london_time
+from tagwatch.web import markup
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-LONDON = ZoneInfo("Europe/London")
 ASSET_PATH = "/assets"
 GOVUK_ASSETS = STATIC_DIR / "vendor" / "govuk-frontend" / "assets"
-
-
-def london_time(value: dt.datetime | None, fmt: str = "%-d %b %Y %H:%M") -> str:
-    """Times are stored in UTC and shown in Europe/London."""
-    if value is None:
-        return ""
-    return value.astimezone(LONDON).strftime(fmt)
 
 
 @cache
@@ -38,4 +30,5 @@ def templates() -> Jinja2Templates:
     env = Environment(loader=loader, autoescape=True, trim_blocks=True, lstrip_blocks=True)
     env.filters["london_time"] = london_time
     env.globals["assetPath"] = ASSET_PATH
+    markup.install(env.globals)
     return Jinja2Templates(env=env)

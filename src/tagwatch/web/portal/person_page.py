@@ -10,10 +10,10 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from tagwatch.access.audit import record
-from tagwatch.access.permissions import require
+from tagwatch.access.permissions import confirms_caller_in_its_reads, require
 from tagwatch.access.principal import Principal
-from tagwatch.alerts import service as alerts
-from tagwatch.alerts.repository import AlertFilter
+from tagwatch.alerts import scope as alert_scope
+from tagwatch.alerts.repository import person_alert_history
 from tagwatch.cases.repository import order_views
 from tagwatch.compliance.repository import find_violations, violation_query
 from tagwatch.compliance.summary import compliance_summary
@@ -85,8 +85,8 @@ def _timeline(
                 }
             )
     if principal.has("alert:read"):
-        _total, found = alerts.list_alerts(
-            session, principal, AlertFilter(person_id=person.id, limit=TIMELINE_ITEMS)
+        found = person_alert_history(
+            session, alert_scope.visible_to(principal), person.id, TIMELINE_ITEMS
         )
         for alert in found:
             items.append(
@@ -138,10 +138,13 @@ def _timeline(
 
 
 @router.get("/people/{person_id}", response_class=HTMLResponse)
+@confirms_caller_in_its_reads
 async def person_page(
     request: Request, person_id: int, principal: Principal = require("person:read")
 ) -> Response:
-    return await read_page(request, lambda session: _page(request, session, principal, person_id))
+    return await read_page(
+        request, principal, lambda session, caller: _page(request, session, caller, person_id)
+    )
 
 
 def _page(request: Request, session: Session, principal: Principal, person_id: int) -> Response:

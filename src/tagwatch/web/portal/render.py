@@ -13,22 +13,30 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from tagwatch.access.audit import reading
+from tagwatch.access.middleware import confirmed_caller
+from tagwatch.access.principal import Principal
 from tagwatch.web.templating import templates
 
 
-async def read_page(request: Request, build: Callable[[Session], Response]) -> Response:
+async def read_page(
+    request: Request, principal: Principal, build: Callable[[Session, Principal], Response]
+) -> Response:
     """A page that only reads: `build` reads, audits and renders in a `reading` session.
 
     The same as a sync route taking `ReadSession`, in one trip to the thread pool instead of
     three (the session's start, the route, the session's end): the reads hold no lock, and the
     audit entries are appended (durably, shared with concurrent views) before this returns,
     so before the page is sent; if `build` raises, nothing is appended.
+
+    `principal` is what the route's guard admitted. A signed-in caller admitted on trust (the
+    route is marked `confirms_caller_in_its_reads`) is first confirmed against their account in
+    the same transaction, and `build` gets the caller as the account says now.
     """
     factory = request.app.state.sessionmaker
 
     def run() -> Response:
         with reading(factory) as session:
-            return build(session)
+            return build(session, confirmed_caller(request, session, principal))
 
     return await run_in_threadpool(run)
 
