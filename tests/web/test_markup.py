@@ -47,6 +47,8 @@ CASELOAD_ROWS = """{% from "portal/macros.html" import status_tag %}
       {% endfor %}
 """  # noqa: E501
 
+# Times a device can have reported; hypothesis takes naive bounds and adds the zone itself.
+SEEN_BETWEEN = (dt.datetime(1990, 1, 1), dt.datetime(2100, 1, 1))  # noqa: DTZ001
 caseload_rows = st.builds(
     CaseloadRow,
     person_id=st.integers(1, 10**6),
@@ -57,7 +59,7 @@ caseload_rows = st.builds(
     crn=st.none() | texts,
     open_violations=st.integers(0, 3),
     unacknowledged_alerts=st.integers(0, 3),
-    last_seen=st.none() | st.datetimes(timezones=st.just(dt.UTC)),
+    last_seen=st.none() | st.datetimes(*SEEN_BETWEEN, timezones=st.just(dt.UTC)),
     stale=st.booleans(),
     device_status=st.sampled_from(["No data yet", "No device fitted"]),
 )
