@@ -49,9 +49,15 @@ def store_file(
     if reader_process is None:
         reader_process = path.stat().st_size >= READER_PROCESS_FROM_BYTES
     image = session.get_bind().dialect.name == "sqlite"
-    read = prepared_by_reader if reader_process else prepared_chunks
+    piece = min(chunk, piece)
+    pieces = (
+        # The reader may run a chunk ahead: it parses the next one while this one is evaluated.
+        prepared_by_reader(path, piece, image=image, ahead=-(-chunk // piece))
+        if reader_process
+        else prepared_chunks(path, piece, image=image)
+    )
     total = IngestResult()
-    with contextlib.closing(read(path, min(chunk, piece), image=image)) as pieces:
+    with contextlib.closing(pieces):
         more = True
         while more:
             stored = IngestResult()

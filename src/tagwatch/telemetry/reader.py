@@ -3,8 +3,8 @@ chunk while the storing process stores the chunk before, so the two use two core
 
 Run as `python -m tagwatch.telemetry.reader PATH CHUNK IMAGE FD`: it sends each chunk as
 `(Prepared, bytes read so far)` over the pipe `FD`, then None; a failure as `ReaderFailed`.
-It imports only the feed's parsing, so it starts in a fraction of a second. The pipe holds
-less than a chunk, so the reader runs at most one chunk ahead of the store.
+It imports only the feed's parsing, so it starts in a fraction of a second. A thread in the
+storing process receives up to `ahead` chunks, so the reader runs at most that far ahead.
 """
 
 from __future__ import annotations
@@ -12,18 +12,22 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Generator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import cast
 
 from tagwatch.telemetry.columns import Prepared, prepare
 from tagwatch.telemetry.sources import file_chunks
 
 Chunks = Generator[tuple[Prepared, int], None, None]
+_ENDED = object()  # the pipe closed before the reader said it had finished
 
 
 @dataclass(frozen=True)
@@ -41,9 +45,10 @@ def prepared_chunks(path: Path, chunk: int, *, image: bool) -> Chunks:
         yield prepare(items, image=image), consumed
 
 
-def prepared_by_reader(path: Path, chunk: int, *, image: bool) -> Chunks:
-    """The file's chunks, prepared in a reader process. Closing the iterator early (the
-    store failed) stops the reader."""
+def prepared_by_reader(path: Path, chunk: int, *, image: bool, ahead: int = 1) -> Chunks:
+    """The file's chunks, prepared in a reader process; up to `ahead` of them are received
+    while the store is busy with the one before. Closing the iterator early (the store
+    failed) stops the reader."""
     read_end, write_end = os.pipe()
     try:
         reader = subprocess.Popen(
@@ -64,23 +69,46 @@ def prepared_by_reader(path: Path, chunk: int, *, image: bool) -> Chunks:
     finally:
         os.close(write_end)
     pipe = Connection(read_end, writable=False)
+    received: queue.Queue[object] = queue.Queue(maxsize=ahead)
+    stopping = threading.Event()
+
+    def receive() -> None:
+        # A pipe holds a few kilobytes: without this thread the reader could only run one
+        # piece ahead, and would wait while the store evaluates a chunk.
+        while not stopping.is_set():
+            try:
+                message: object = pipe.recv()
+            except EOFError:
+                message = _ENDED
+            while not stopping.is_set():
+                with contextlib.suppress(queue.Full):
+                    received.put(message, timeout=0.1)
+                    break
+            if message is None or message is _ENDED or isinstance(message, ReaderFailed):
+                return
+
+    receiver = threading.Thread(target=receive, name="feed-receiver", daemon=True)
+    receiver.start()
     try:
         while True:
-            try:
-                message = pipe.recv()
-            except EOFError:
+            message = received.get()
+            if message is _ENDED:
                 raise RuntimeError(
                     f"the feed reader stopped unexpectedly (exit status {reader.wait()})"
-                ) from None
+                )
             if message is None:
                 return
             if isinstance(message, ReaderFailed):
                 if message.error is not None:
                     raise message.error
                 raise RuntimeError(f"the feed reader failed: {message.description}")
-            yield message
+            yield cast(tuple[Prepared, int], message)
     finally:
-        pipe.close()  # a reader blocked on sending gets a broken pipe and ends
+        stopping.set()
+        if receiver.is_alive():
+            reader.kill()  # the receiver, blocked reading, sees the pipe end and stops
+        receiver.join()
+        pipe.close()
         try:
             reader.wait(timeout=5)
         except subprocess.TimeoutExpired:
