@@ -2,8 +2,8 @@
 
 Each chunk is committed as soon as it is stored, so a large file makes durable progress;
 storing is idempotent, so after a failure the same file is simply sent again. A large file
-is read, parsed and prepared in a reader process (`reader`), one chunk ahead of the store,
-so parsing and storing run on two cores.
+is read, parsed and prepared in a reader process (`reader`), up to a chunk ahead of the
+store, so parsing and storing run on two cores.
 """
 
 from __future__ import annotations
