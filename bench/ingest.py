@@ -38,10 +38,8 @@ import json
 import os
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -56,6 +54,7 @@ import orjson
 import shapely
 from sqlalchemy import Engine, create_engine, make_url, select, text
 
+from serving import free_port, uvicorn_command
 from tagwatch.db.engine import make_engine, make_sessionmaker, unit_of_work
 from tagwatch.db.metadata import load_metadata
 from tagwatch.settings import Settings
@@ -321,12 +320,6 @@ def file_rate(url: str, path: Path, clock: HandlerClock) -> dict[str, Any]:
 # --- the HTTP channel ---------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def gateway_token(url: str) -> str:
     from tagwatch.access.service import create_token, create_user
 
@@ -345,20 +338,7 @@ def server(url: str, port: int) -> subprocess.Popen[bytes]:
         "TAGWATCH_RUN_PERIODIC_TASKS": "false",
         "TAGWATCH_LOG_JSON": "true",
     }
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "tagwatch.app:create_app",
-        "--factory",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        "--no-access-log",
-    ]
+    command = uvicorn_command(port)
     process = subprocess.Popen(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

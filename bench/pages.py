@@ -37,10 +37,8 @@ import os
 import random
 import re
 import signal
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -55,6 +53,7 @@ import httpx
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
+from serving import free_port, uvicorn_command
 from tagwatch import events
 from tagwatch.access.audit import verify
 from tagwatch.access.models import AuditEntry
@@ -131,15 +130,8 @@ def _load(engine: Engine, people: int) -> tuple[float, list[int]]:
 # --- the server, in processes of its own ----------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _serve(url: str, var_dir: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "TAGWATCH_ENVIRONMENT": "test",
@@ -149,22 +141,7 @@ def _serve(url: str, var_dir: Path, workers: int) -> tuple[subprocess.Popen[byte
         "TAGWATCH_RUN_PERIODIC_TASKS": "false",
         "TAGWATCH_LOG_JSON": "true",
     }
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "tagwatch.app:create_app",
-        "--factory",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--log-level",
-        "warning",
-        "--no-access-log",
-    ]
+    command = uvicorn_command(port, workers)
     log = (var_dir / "server.log").open("wb")
     server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
