@@ -258,11 +258,6 @@ def allocation_ids_for_order(session: Session, order_id: int) -> list[int]:
     return list(session.execute(query).scalars())
 
 
-def allocation_ids_for_person(session: Session, person_id: int) -> list[int]:
-    query = select(Allocation.id).where(Allocation.person_id == person_id).order_by(Allocation.id)
-    return list(session.execute(query).scalars())
-
-
 def active_allocations(session: Session, now: dt.datetime) -> dict[int, tuple[str, dt.datetime]]:
     """Allocations fitted by `now` and not removed before it: (device type, fitted at)."""
     query = (
