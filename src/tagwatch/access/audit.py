@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tagwatch.access.models import AuditEntry
 from tagwatch.access.principal import Principal
 from tagwatch.db.base import utcnow
-from tagwatch.db.engine import READ_ONLY, ReadOnlySessionError, durable_unit_of_work, read_only
+from tagwatch.db.engine import READ_ONLY, ReadOnlySessionError, durable_transaction, read_only
 
 GENESIS_HASH = "0" * 64
 # Arbitrary constant naming the advisory lock that guards appends on PostgreSQL.
@@ -194,11 +194,11 @@ class _GroupCommit:
 
     def _commit(self, batch: list[_Ticket]) -> None:
         try:
-            with durable_unit_of_work(batch[0].factory) as session:
-                # Plain rows on the connection, chained here, one INSERT for the batch; copies,
-                # since chaining writes into them and a ticket may be tried again on its own.
+            with durable_transaction(batch[0].factory) as connection:
+                # Plain rows, chained here, one INSERT for the batch; copies, since chaining
+                # writes into them and a ticket may be tried again on its own.
                 rows = [dict(f) for t in batch for f in t.entries]
-                _chain_rows(session.connection(), rows)
+                _chain_rows(connection, rows)
         except Exception as error:
             if len(batch) == 1:
                 batch[0].error = error

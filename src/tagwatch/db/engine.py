@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -9,7 +12,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, exc
+from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction, sessionmaker
 
 # `session.info` key marking a session that only reads (see `read_only`).
@@ -67,12 +70,64 @@ def _postgres_engine(url: str, **kwargs: Any) -> Engine:
     return engine
 
 
+class WriterTurnConnection(sqlite3.Connection):
+    """A SQLite connection whose write transactions queue for their turn on an OS file lock.
+
+    SQLite lets one transaction write at a time, and one that finds the lock taken polls for
+    it, sleeping 1, 2, 5, 10, then up to 100 ms between tries: under concurrent writers (the
+    audit entries of every page, from every worker process) a write waits several times
+    longer than the one before it takes. Queued on `flock`, the next writer wakes the moment
+    the lock is free. The file lock is taken before `BEGIN IMMEDIATE` and released once the
+    transaction ends, so SQLite's own lock is then free at once; the OS drops it if the
+    process dies. Writers that do not queue (other programs) still meet SQLite's lock.
+    """
+
+    _turns_fd: int | None = None
+    _holding = False
+
+    def queue_writers_on(self, lock_path: str) -> None:
+        self._turns_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    def take_writer_turn(self) -> None:
+        if self._turns_fd is not None and not self._holding:
+            fcntl.flock(self._turns_fd, fcntl.LOCK_EX)  # waits without the GIL
+            self._holding = True
+
+    def _end_turn(self) -> None:
+        if self._holding:
+            self._holding = False
+            fcntl.flock(self._turns_fd, fcntl.LOCK_UN)  # type: ignore[arg-type]
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self._end_turn()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self._end_turn()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._end_turn()
+            if self._turns_fd is not None:
+                os.close(self._turns_fd)
+                self._turns_fd = None
+
+
 def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
     path = url.split("///", 1)[-1]
-    if path and path != ":memory:":
+    on_disk = bool(path) and path != ":memory:"
+    if on_disk:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         kwargs = {**SQLITE_POOL, **kwargs}
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
+    connect_args = {"check_same_thread": False, "timeout": 30, "factory": WriterTurnConnection}
+    engine = create_engine(url, connect_args=connect_args, **kwargs)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, record: Any) -> None:
@@ -89,6 +144,8 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
         cursor.execute("PRAGMA mmap_size=1073741824")
         cursor.close()
         record.info["synchronous"] = "NORMAL"
+        if on_disk:
+            dbapi_connection.queue_writers_on(path + "-writers")
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
@@ -97,6 +154,8 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
         # level cannot change inside a transaction, so it is set here, on every begin.
         # A read-only transaction commits nothing, so its level does not matter: left as is.
         read_only = _beginning_read_only.get()
+        if not read_only:
+            connection.connection.dbapi_connection.take_writer_turn()
         level = "FULL" if connection.get_execution_options().get(DURABLE) else "NORMAL"
         info = connection.connection.info
         if not read_only and info.get("synchronous") != level:
@@ -106,7 +165,11 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
         # writes fails at once ("database is locked") if another writer committed in between,
         # and most work writes. A read-only session (`read_only`) begins DEFERRED instead: it
         # takes a snapshot and never holds or waits for the write lock (WAL readers never block).
-        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        try:
+            connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        except BaseException:
+            connection.connection.dbapi_connection.rollback()  # ends the turn
+            raise
 
     return engine
 
@@ -140,6 +203,24 @@ def durable_unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
     with unit_of_work(factory) as session:
         session.connection(execution_options={DURABLE: True})  # begins now, synced at commit
         yield session
+
+
+@contextmanager
+def durable_transaction(factory: sessionmaker[Session]) -> Iterator[Connection]:
+    """`durable_unit_of_work` as a plain connection, for a few statements that need no ORM:
+    the session's own bookkeeping would cost more than they do."""
+    engine = factory.kw["bind"]
+    if isinstance(engine, Connection):
+        # A factory bound to a connection already in a transaction: a savepoint in it, as the
+        # factory's sessions get (`join_transaction_mode`).
+        with engine.begin_nested():
+            yield engine
+        return
+    with (
+        engine.connect().execution_options(**{DURABLE: True}) as connection,
+        connection.begin(),
+    ):
+        yield connection
 
 
 @contextmanager
