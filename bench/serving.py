@@ -1,10 +1,11 @@
-"""The server the HTTP benchmarks measure: the app under uvicorn in its own processes, on a
+"""The server the HTTP benchmarks measure: `tagwatch serve` with its worker processes, on a
 free local port, as a deployment on this machine would run it."""
 
 from __future__ import annotations
 
 import socket
 import sys
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -14,12 +15,11 @@ def free_port() -> int:
 
 
 def uvicorn_command(port: int, workers: int = 1) -> list[str]:
+    """`tagwatch serve`: uvicorn with `workers` processes (the periodic tasks, if the
+    environment turns them on, in the supervising process)."""
     return [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "tagwatch.app:create_app",
-        "--factory",
+        str(Path(sys.executable).parent / "tagwatch"),
+        "serve",
         "--host",
         "127.0.0.1",
         "--port",

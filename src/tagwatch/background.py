@@ -8,6 +8,7 @@ every task once, for cron or tests. Tasks take `now` as an argument so tests con
 from __future__ import annotations
 
 import datetime as dt
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,6 +55,8 @@ class Scheduler:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="tagwatch-periodic", daemon=True)
         self._thread.start()
+        # Which process runs them: with several server workers, it must be exactly one.
+        log.info("periodic tasks started", pid=os.getpid(), tasks=len(all_tasks()))
 
     def stop(self) -> None:
         self._stop.set()

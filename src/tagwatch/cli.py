@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -44,11 +45,46 @@ def db_upgrade(revision: str = typer.Argument("head")) -> None:
 
 
 @app.command("serve")
-def serve(host: str = "127.0.0.1", port: int = 8000, reload: bool = False) -> None:
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = typer.Option(1, help="worker processes: one per core in production"),
+    access_log: bool = True,
+    log_level: str = "info",
+    reload: bool = False,
+) -> None:
     """Run the web server (pages and JSON API)."""
     import uvicorn
 
-    uvicorn.run("tagwatch.app:create_app", factory=True, host=host, port=port, reload=reload)
+    from tagwatch.background import Scheduler
+    from tagwatch.logging import configure_logging
+
+    # Python runs one thread at a time per process, so a server uses as many cores as it has
+    # worker processes. The workers only serve requests; the clock-driven tasks run once,
+    # here in the supervising process, not once per worker.
+    scheduler = None
+    if workers > 1:
+        settings = Settings()
+        if settings.run_periodic_tasks:
+            configure_logging(json=settings.log_json)
+            engine = make_engine(settings.resolved_database_url)
+            scheduler = Scheduler(make_sessionmaker(engine, settings))
+            scheduler.start()
+        os.environ["TAGWATCH_RUN_PERIODIC_TASKS"] = "false"  # the workers inherit it
+    try:
+        uvicorn.run(
+            "tagwatch.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            access_log=access_log,
+            log_level=log_level,
+            reload=reload,
+        )
+    finally:
+        if scheduler is not None:
+            scheduler.stop()
 
 
 @app.command("tick")

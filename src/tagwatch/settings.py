@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     max_speed_mps: float = Field(70.0, description="fix-to-fix speeds above this are implausible")
     log_json: bool = True
     run_periodic_tasks: bool = Field(True, description="run clock-driven tasks in the server")
+    keepalive_requests: int = Field(
+        16, description="responses a kept-alive connection carries before it is closed; 0: no end"
+    )
     # access: sign-in, sessions, identity provider, pseudonyms
     session_max_age_seconds: int = Field(8 * 3600, description="signed-in session lifetime")
     lockout_threshold: int = Field(5, description="failed sign-ins in a row that lock")

@@ -6,16 +6,29 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import Request
+import anyio
+from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from tagwatch.access.audit import reading
 from tagwatch.access.middleware import confirmed_caller
 from tagwatch.access.principal import Principal
 from tagwatch.web.templating import templates
+
+# Pages a process builds at once. Python runs one thread of a process at a time, so more
+# threads do not build pages sooner: each takes turns at the interpreter lock with the others,
+# and a turn ends only after a switch interval (5 ms) or a query, so every page in flight
+# finishes late. Two keep the process busy while one waits on the database.
+PAGE_THREADS = 2
+
+
+def _page_threads(app: FastAPI) -> anyio.CapacityLimiter:
+    limiter: anyio.CapacityLimiter | None = getattr(app.state, "page_threads", None)
+    if limiter is None:
+        limiter = app.state.page_threads = anyio.CapacityLimiter(PAGE_THREADS)
+    return limiter
 
 
 async def read_page(
@@ -23,8 +36,8 @@ async def read_page(
 ) -> Response:
     """A page that only reads: `build` reads, audits and renders in a `reading` session.
 
-    The same as a sync route taking `ReadSession`, in one trip to the thread pool instead of
-    three (the session's start, the route, the session's end): the reads hold no lock, and the
+    The same as a sync route taking `ReadSession`, in one trip to a thread instead of three
+    (the session's start, the route, the session's end): the reads hold no lock, and the
     audit entries are appended (durably, shared with concurrent views) before this returns,
     so before the page is sent; if `build` raises, nothing is appended.
 
@@ -38,7 +51,7 @@ async def read_page(
         with reading(factory) as session:
             return build(session, confirmed_caller(request, session, principal))
 
-    return await run_in_threadpool(run)
+    return await anyio.to_thread.run_sync(run, limiter=_page_threads(request.app))
 
 
 def render(
