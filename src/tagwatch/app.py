@@ -50,8 +50,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     # Added last, so it runs first: it sees every response, errors included.
     app.add_middleware(KeepAliveLimitMiddleware, requests=settings.keepalive_requests)
     # Routes are matched in order, one by one. Pages come first: people wait on them, and no
-    # page path begins with /api/, so the API's routes cannot be shadowed by them.
-    for module in domain_modules("pages"):
+    # page path begins with /api/, so the API's routes cannot be shadowed by them. The portal's
+    # pages, the busiest, come before the other domains' (no route shadows another: tested).
+    pages = sorted(domain_modules("pages"), key=lambda module: module.__name__ != PORTAL_PAGES)
+    for module in pages:
         app.include_router(module.router)
     for module in domain_modules("api"):
         app.include_router(module.router, prefix="/api/v1")
@@ -81,6 +83,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         if scheduler is not None:
             scheduler.stop()
+
+
+PORTAL_PAGES = "tagwatch.web.pages"
 
 
 class RequestIdMiddleware:

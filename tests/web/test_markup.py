@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from tagwatch.web.markup import button_link, summary_list
 from tagwatch.web.portal.caseload import CaseloadRow, table_rows
-from tagwatch.web.templating import templates
+from tagwatch.web.templating import service_navigation, templates
 
 texts = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
 CLASSES = st.sampled_from(["", "govuk-summary-list--no-border", "govuk-button--secondary"])
@@ -68,3 +68,23 @@ caseload_rows = st.builds(
 @given(st.lists(caseload_rows, max_size=5))
 def test_caseload_rows_are_the_templates(rows: list[CaseloadRow]) -> None:
     assert table_rows(rows) == templates().env.from_string(CASELOAD_ROWS).render(rows=rows)
+
+
+nav_items = st.lists(
+    st.fixed_dictionaries({"href": texts, "text": texts, "active": st.booleans()}), max_size=4
+)
+
+
+@given(nav_items, texts, st.sampled_from(["", '<li class="x"><form>…</form></li>']))
+def test_service_navigation_is_the_macros(
+    navigation: list[dict[str, object]], name: str, navigation_end: str
+) -> None:
+    params = {
+        "serviceName": name,
+        "serviceUrl": "/",
+        "navigation": navigation,
+        "slots": {"navigationEnd": navigation_end} if navigation_end else {},
+    }
+    written = _macro("service-navigation", "govukServiceNavigation", params)
+    assert service_navigation(params) == written
+    assert service_navigation(params) is service_navigation(params)  # written once
