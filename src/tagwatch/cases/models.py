@@ -66,9 +66,12 @@ class PersonName(Base):
     """A primary name or an alias; `normalised` folds case, accents and punctuation for search."""
 
     __tablename__ = "person_name"
+    # Covers a caseload's listing (`repository.people_in_scope`): each person's primary name
+    # from the index alone, with no look-up of the row.
+    __table_args__ = (Index("ix_person_name_listing", "person_id", "kind", "given", "family"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(10))
     given: Mapped[str] = mapped_column(String(120))
     family: Mapped[str] = mapped_column(String(120))
