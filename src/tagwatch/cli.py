@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -58,6 +61,7 @@ def serve(
 
     from tagwatch.background import Scheduler
     from tagwatch.logging import configure_logging
+    from tagwatch.web.keepalive import LOADS_ENV
 
     # Python runs one thread at a time per process, so a server uses as many cores as it has
     # worker processes. The workers only serve requests; the clock-driven tasks run once,
@@ -71,6 +75,9 @@ def serve(
             scheduler = Scheduler(make_sessionmaker(engine, settings))
             scheduler.start()
         os.environ["TAGWATCH_RUN_PERIODIC_TASKS"] = "false"  # the workers inherit it
+        # The workers share their loads here, to shed connections when busier (`keepalive`).
+        loads = Path(tempfile.mkdtemp(prefix="tagwatch-serve-")) / "worker-loads"
+        os.environ[LOADS_ENV] = str(loads)
     try:
         uvicorn.run(
             "tagwatch.app:create_app",
@@ -85,6 +92,8 @@ def serve(
     finally:
         if scheduler is not None:
             scheduler.stop()
+        if workers > 1:
+            shutil.rmtree(loads.parent, ignore_errors=True)
 
 
 @app.command("tick")

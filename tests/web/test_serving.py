@@ -25,7 +25,7 @@ from starlette.types import Message, Receive, Scope, Send
 from tagwatch.access.principal import Principal
 from tagwatch.db.engine import make_engine, make_sessionmaker
 from tagwatch.web import keepalive
-from tagwatch.web.keepalive import KeepAliveLimitMiddleware
+from tagwatch.web.keepalive import LOADS_ENV, KeepAliveLimitMiddleware, WorkerLoads
 from tagwatch.web.portal.render import PAGE_THREADS, read_page
 
 # --- connections end after a number of responses ------------------------------------------
@@ -211,9 +211,16 @@ def test_serve_runs_workers_that_leave_the_periodic_tasks_to_the_supervisor(
             if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
         ]
         assert len(workers) == 2
+        shared = set()
         for pid in workers:
             environment = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
             assert b"TAGWATCH_RUN_PERIODIC_TASKS=false" in environment
+            shared |= {v for v in environment if v.startswith(LOADS_ENV.encode() + b"=")}
+        # Both workers share one load map, each in a slot of its own.
+        (setting,) = shared
+        slots = Path(setting.split(b"=", 1)[1].decode()).read_bytes()
+        pids = {int.from_bytes(slots[i : i + 8], sys.byteorder) for i in range(0, len(slots), 16)}
+        assert pids - {0} == set(workers)
         started = [
             json.loads(line)
             for line in log.read_text().splitlines()
@@ -223,3 +230,57 @@ def test_serve_runs_workers_that_leave_the_periodic_tasks_to_the_supervisor(
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+# --- a worker busier than the others sheds connections -------------------------------------
+
+
+@pytest.mark.backend_independent
+def test_the_busier_worker_sheds_and_the_others_keep_their_connections(tmp_path: Path) -> None:
+    shared = tmp_path / "loads"
+    busy, idle = WorkerLoads(shared), WorkerLoads(shared)
+    busy.started()
+    assert not busy.busier_than_the_rest()  # 1 and 0: light load keeps its connections
+    for _ in range(3):
+        busy.started()
+    idle.started()
+    assert busy.busier_than_the_rest() and not idle.busier_than_the_rest()  # 4 and 1
+    busy.finished()
+    assert not busy.busier_than_the_rest()  # 3 and 1: one above the mean
+    busy.release()
+    idle.started()
+    idle.started()
+    assert not idle.busier_than_the_rest()  # alone now
+    assert WorkerLoads(shared)._offset == busy._offset  # its slot is free again
+
+
+@pytest.mark.backend_independent
+def test_a_slot_left_by_a_process_that_died_is_reused(tmp_path: Path) -> None:
+    shared = tmp_path / "loads"
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, check=True
+    )
+    WorkerLoads(shared)  # slot 0, this process
+    dead = WorkerLoads(shared)  # slot 1, made to look like the dead process's
+    with shared.open("r+b") as file:
+        file.seek(dead._offset)
+        file.write(int(gone.stdout).to_bytes(8, sys.byteorder) + (7).to_bytes(8, sys.byteorder))
+    assert WorkerLoads(shared)._offset == dead._offset
+
+
+@pytest.mark.backend_independent
+def test_the_middleware_closes_connections_while_its_worker_is_busier(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shared = tmp_path / "loads"
+    monkeypatch.setenv(LOADS_ENV, str(shared))
+    middleware = KeepAliveLimitMiddleware(_ok, requests=100)
+    other = WorkerLoads(shared)
+    assert middleware.loads is not None
+    middleware.loads.started()
+    assert not _closes(middleware, ("10.0.0.3", 1))  # 2 here with this request, 0 there
+    middleware.loads.started()
+    assert _closes(middleware, ("10.0.0.3", 1))  # 3 here, 0 there
+    other.started()
+    other.started()
+    assert not _closes(middleware, ("10.0.0.3", 1))  # 3 here, 2 there
