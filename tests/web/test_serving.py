@@ -284,3 +284,23 @@ def test_the_middleware_closes_connections_while_its_worker_is_busier(
     other.started()
     other.started()
     assert not _closes(middleware, ("10.0.0.3", 1))  # 3 here, 2 there
+
+
+@pytest.mark.backend_independent
+def test_a_request_stops_counting_as_load_once_its_answer_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A live map's stream of events stays open; its worker is not busy for all that time.
+    monkeypatch.setenv(LOADS_ENV, str(tmp_path / "loads"))
+    seen: list[int] = []
+
+    async def stream(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(middleware.loads._in_flight)  # type: ignore[union-attr]
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        seen.append(middleware.loads._in_flight)  # type: ignore[union-attr]
+        await send({"type": "http.response.body", "body": b"event", "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    middleware = KeepAliveLimitMiddleware(stream, requests=100)
+    _closes(middleware, ("10.0.0.4", 1))
+    assert seen == [1, 0]

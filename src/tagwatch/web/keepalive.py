@@ -111,22 +111,38 @@ class KeepAliveLimitMiddleware:
             return
         last = self._count(client[0], client[1])
         loads = self.loads
+        if loads is None:
+            await self.app(scope, receive, self._closing(send) if last else send)
+            return
+        # A request counts as load until its answer starts: a page being built, not a live
+        # map's stream of events, which would make its worker look busy for as long as it is
+        # open.
+        loads.started()
+        answered = False
 
+        async def send_counted(message: Message) -> None:
+            nonlocal answered
+            if message["type"] == "http.response.start" and not answered:
+                answered = True
+                if last or loads.busier_than_the_rest():
+                    MutableHeaders(scope=message)["connection"] = "close"
+                loads.finished()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_counted)
+        finally:
+            if not answered:
+                loads.finished()
+
+    @staticmethod
+    def _closing(send: Send) -> Send:
         async def send_closing(message: Message) -> None:
-            if message["type"] == "http.response.start" and (
-                last or (loads is not None and loads.busier_than_the_rest())
-            ):
+            if message["type"] == "http.response.start":
                 MutableHeaders(scope=message)["connection"] = "close"
             await send(message)
 
-        if loads is None:
-            await self.app(scope, receive, send_closing if last else send)
-            return
-        loads.started()
-        try:
-            await self.app(scope, receive, send_closing)
-        finally:
-            loads.finished()
+        return send_closing
 
     def _count(self, host: str, port: int) -> bool:
         """Count a request on the connection; True if it is its last."""
