@@ -3,6 +3,7 @@ records sent in one batch, and its failures reach the caller."""
 
 from __future__ import annotations
 
+import gc
 import itertools
 from pathlib import Path
 from typing import Any
@@ -161,3 +162,20 @@ def test_a_store_failure_stops_the_reader(db: Session, settings: Settings, tmp_p
         store_file(db, path, settings=settings, chunk=5, reader_process=True, on_chunk=fail)
     stored = db.scalars(select(GpsFix.seq).where(GpsFix.device_serial == "GPS-RF2")).all()
     assert sorted(seq or 0 for seq in stored) == list(range(5))
+
+
+def test_storing_a_file_leaves_the_collector_as_it_found_it(
+    db: Session, settings: Settings, tmp_path: Path
+) -> None:
+    """The heap is frozen while a file is stored, and thawed after unless it was frozen
+    before."""
+    path = tmp_path / "feed.ndjson"
+    path.write_bytes(ndjson([fix("GPS-GC1", m, seq=m) for m in range(3)]))
+    long_lived: list[object] = []
+    gc.unfreeze()
+    store_file(db, path, settings=settings)
+    assert gc.get_freeze_count() == 0
+    gc.freeze()
+    store_file(db, path, settings=settings)
+    # Still frozen: not among the objects the collector walks.
+    assert all(tracked is not long_lived for tracked in gc.get_objects())

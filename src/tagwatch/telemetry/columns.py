@@ -68,8 +68,8 @@ def _no_floats() -> NDArray[np.float64]:
 @dataclass
 class Records:
     """One table's records of a batch, in arrival order. `device` holds each record's index
-    into `serials`; `lat`/`lon` are zeros for events; `rows` are the staging rows (in
-    FIX_STAGING or EVENT_STAGING order) unless they travel in the batch's image."""
+    into `serials`; `lat`/`lon`/`accuracy_m` are zeros for events; `rows` are the staging
+    rows (in FIX_STAGING or EVENT_STAGING order) unless they travel in the batch's image."""
 
     keys: list[str] = field(default_factory=list)
     serials: list[str] = field(default_factory=list)
@@ -77,6 +77,7 @@ class Records:
     t_ms: NDArray[np.int64] = field(default_factory=_no_ints)
     lat: NDArray[np.float64] = field(default_factory=_no_floats)
     lon: NDArray[np.float64] = field(default_factory=_no_floats)
+    accuracy_m: NDArray[np.float64] = field(default_factory=_no_floats)
     rows: list[tuple[Any, ...]] | None = None
 
     def __len__(self) -> int:
@@ -187,6 +188,7 @@ def _fix_records(fixes: dict[str, Fix]) -> Records:
         t_ms=np.fromiter(t_ms, np.int64, n),
         lat=np.fromiter(lats, np.float64, n),
         lon=np.fromiter(lons, np.float64, n),
+        accuracy_m=np.fromiter(accuracies, np.float64, n),
         rows=rows,
     )
 
@@ -219,6 +221,7 @@ def _event_records(events: dict[str, Event]) -> Records:
         t_ms=np.fromiter(t_ms, np.int64, n),
         lat=zeros,
         lon=zeros,
+        accuracy_m=zeros,
         rows=rows,
     )
 

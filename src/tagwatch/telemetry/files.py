@@ -3,14 +3,18 @@
 Each chunk is committed as soon as it is stored, so a large file makes durable progress;
 storing is idempotent, so after a failure the same file is simply sent again. A large file
 is read, parsed and prepared in a reader process (`reader`), up to a chunk ahead of the
-store, so parsing and storing run on two cores.
+store, so parsing and storing run on two cores (the first piece is parsed by the store
+itself, while the reader starts). A chunk's records are received at one time, so compliance
+evaluates its allocations once, at that time, with the fixes the chunk stored in memory
+(`recent`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Callable
+import gc
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -52,16 +56,20 @@ def store_file(
     piece = min(chunk, piece)
     pieces = (
         # The reader may run a chunk ahead: it parses the next one while this one is evaluated.
-        prepared_by_reader(path, piece, image=image, ahead=-(-chunk // piece))
+        # The first piece is parsed here, while the reader starts.
+        prepared_by_reader(path, piece, image=image, ahead=-(-chunk // piece), here=piece)
         if reader_process
         else prepared_chunks(path, piece, image=image)
     )
     total = IngestResult()
-    with contextlib.closing(pieces):
+    with _long_lived_frozen(), contextlib.closing(pieces):
         more = True
         while more:
             stored = IngestResult()
             consumed = 0
+            # One receipt time for the chunk: its allocations are then evaluated in one round
+            # at that time, not in one round per piece that last touched them.
+            received_at = dt.datetime.now(dt.UTC)
             # Evaluation is deferred to the end of the block: once per chunk, not per piece.
             with batch(session):
                 for prepared, bytes_read in pieces:
@@ -73,7 +81,7 @@ def store_file(
                             channel="file",
                             origin=str(path)[-300:],
                             settings=settings,
-                            received_at=dt.datetime.now(dt.UTC),
+                            received_at=received_at,
                         )
                     )
                     if stored.received >= chunk:
@@ -87,3 +95,18 @@ def store_file(
             if on_chunk is not None:
                 on_chunk(total, consumed)
     return total
+
+
+@contextlib.contextmanager
+def _long_lived_frozen() -> Iterator[None]:
+    """Leave the objects alive before the file (the application's, a large heap) out of the
+    collector's full passes while it is stored, as the server does with its own at start
+    (`app`): the churn of a file triggers a few, and each would walk them all."""
+    if gc.get_freeze_count():  # frozen already
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()

@@ -1,10 +1,12 @@
 """The file channel's reader: a process that reads, parses and prepares a feed file chunk by
 chunk while the storing process stores the chunk before, so the two use two cores.
 
-Run as `python -m tagwatch.telemetry.reader PATH CHUNK IMAGE FD`: it sends each chunk as
-`(Prepared, bytes read so far)` over the pipe `FD`, then None; a failure as `ReaderFailed`.
-It imports only the feed's parsing, so it starts in a fraction of a second. A thread in the
-storing process receives up to `ahead` chunks, so the reader runs at most that far ahead.
+Run as `python -m tagwatch.telemetry.reader PATH CHUNK IMAGE FD SKIP`: it sends each chunk,
+the first SKIP records left out, as `(Prepared, bytes read so far)` over the pipe `FD`, then
+None; a failure as `ReaderFailed`. It imports only the feed's parsing, so it starts in a
+fraction of a second; meanwhile the storing process parses the first records itself, so it
+has something to store from the start. A thread in the storing process receives up to
+`ahead` chunks, so the reader runs at most that far ahead.
 """
 
 from __future__ import annotations
@@ -39,16 +41,19 @@ class ReaderFailed:
     description: str
 
 
-def prepared_chunks(path: Path, chunk: int, *, image: bool) -> Chunks:
-    """The file's chunks, prepared in this process."""
-    for items, consumed in file_chunks(path, chunk):
+def prepared_chunks(path: Path, chunk: int, *, image: bool, skip: int = 0) -> Chunks:
+    """The file's chunks (the first `skip` records left out), prepared in this process."""
+    for items, consumed in file_chunks(path, chunk, skip):
         yield prepare(items, image=image), consumed
 
 
-def prepared_by_reader(path: Path, chunk: int, *, image: bool, ahead: int = 1) -> Chunks:
+def prepared_by_reader(
+    path: Path, chunk: int, *, image: bool, ahead: int = 1, here: int = 0
+) -> Chunks:
     """The file's chunks, prepared in a reader process; up to `ahead` of them are received
-    while the store is busy with the one before. Closing the iterator early (the store
-    failed) stops the reader."""
+    while the store is busy with the one before. The first `here` records come first, as
+    one chunk prepared in this process while the reader starts. Closing the iterator early
+    (the store failed) stops the reader."""
     read_end, write_end = os.pipe()
     try:
         reader = subprocess.Popen(
@@ -60,6 +65,7 @@ def prepared_by_reader(path: Path, chunk: int, *, image: bool, ahead: int = 1) -
                 str(chunk),
                 "1" if image else "0",
                 str(write_end),
+                str(here),
             ],
             pass_fds=(write_end,),
         )
@@ -90,6 +96,8 @@ def prepared_by_reader(path: Path, chunk: int, *, image: bool, ahead: int = 1) -
     receiver = threading.Thread(target=receive, name="feed-receiver", daemon=True)
     receiver.start()
     try:
+        if here:
+            yield from _first_records(path, here, image)
         while True:
             message = received.get()
             if message is _ENDED:
@@ -116,9 +124,17 @@ def prepared_by_reader(path: Path, chunk: int, *, image: bool, ahead: int = 1) -
             reader.wait()
 
 
-def _send_chunks(path: Path, chunk: int, image: bool, pipe: Connection) -> None:
+def _first_records(path: Path, count: int, image: bool) -> Chunks:
+    """The file's first `count` records as one chunk, prepared in this process."""
+    with contextlib.closing(prepared_chunks(path, count, image=image)) as chunks:
+        first = next(chunks, None)
+    if first is not None:
+        yield first
+
+
+def _send_chunks(path: Path, chunk: int, image: bool, skip: int, pipe: Connection) -> None:
     try:
-        for piece in prepared_chunks(path, chunk, image=image):
+        for piece in prepared_chunks(path, chunk, image=image, skip=skip):
             pipe.send(piece)
     except BrokenPipeError:
         return  # the store stopped reading: nothing more to do
@@ -132,7 +148,7 @@ def _send_chunks(path: Path, chunk: int, image: bool, pipe: Connection) -> None:
 
 
 def main(arguments: list[str]) -> None:
-    path, chunk, image, fd = arguments
+    path, chunk, image, fd, skip = arguments
     # Ctrl-C reaches the whole process group: the storing process handles it, and this one
     # ends when its pipe closes.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -141,7 +157,7 @@ def main(arguments: list[str]) -> None:
     gc.disable()
     pipe = Connection(int(fd), readable=False)
     try:
-        _send_chunks(Path(path), int(chunk), image == "1", pipe)
+        _send_chunks(Path(path), int(chunk), image == "1", int(skip), pipe)
     finally:
         with contextlib.suppress(OSError):
             pipe.close()

@@ -15,6 +15,7 @@ from sqlalchemy import bindparam, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from tagwatch.cases.models import Allocation, Device
+from tagwatch.telemetry import recent
 from tagwatch.telemetry.allocations import NONE
 from tagwatch.telemetry.columns import STAGING_TABLES, Records
 from tagwatch.telemetry.epoch import from_ms, to_ms
@@ -28,7 +29,8 @@ from tagwatch.telemetry.plausibility import TrackPoint
 
 _FETCH_ROWS = 250_000
 _IDS_PER_QUERY = 500
-_PAIRS_PER_QUERY = 400  # two parameters each: below SQLite's old 999-parameter limit
+# Allocations per query: their parameters stay below SQLite's old 999-parameter limit.
+_PARAMETERS_PER_QUERY = 800
 
 
 # --- the read interface ------------------------------------------------------------------
@@ -272,31 +274,119 @@ class EventTable:
 def load_fixes_from(session: Session, starts: Mapping[int, int], end_ms: int) -> FixTable:
     """Accepted fixes of each allocation observed from its own start (epoch ms) to `end_ms`,
     sorted by (allocation, time, id), in one query per few hundred allocations (each an
-    index range on (allocation, time))."""
+    index range on (allocation, time)). Those this transaction stored come from memory
+    (`recent`) where the database proves that complete."""
+    held = recent.held(session)
+    if held is None:
+        return load_stored_fixes_from(session, starts, end_ms)
+    split = _held_from(session, held, starts, end_ms)
+    # From the database: each allocation's fixes before those held.
+    spans = {a: (t, split.get(a, end_ms + 1) - 1) for a, t in starts.items()}
+    stored = _stored_fixes(session, spans)
+    if not split:
+        return stored
+    owners = np.array(sorted(split), np.int64)
+    slot = np.minimum(np.searchsorted(owners, held.allocation_id), len(owners) - 1)
+    moments = np.array([split[a] for a in owners.tolist()], np.int64)[slot]
+    # Each held fix from its allocation's moment on (none of an allocation not proved).
+    from_moment = (owners[slot] == held.allocation_id) & (held.t_ms >= moments)
+    mine = held.take(held.accepted & from_moment & (held.t_ms <= end_ms))
+    return _sorted_fixes(
+        np.concatenate([stored.record_id, mine.record_id]),
+        np.concatenate([stored.allocation_id, mine.allocation_id]),
+        np.concatenate([stored.t_ms, mine.t_ms]),
+        np.concatenate([stored.lat, mine.lat]),
+        np.concatenate([stored.lon, mine.lon]),
+        np.concatenate([stored.accuracy_m, mine.accuracy_m]),
+    )
+
+
+def load_stored_fixes_from(session: Session, starts: Mapping[int, int], end_ms: int) -> FixTable:
+    """`load_fixes_from`, all read from the database."""
+    return _stored_fixes(session, {a: (t, end_ms) for a, t in starts.items()})
+
+
+def _held_from(
+    session: Session, held: recent.Columns, starts: Mapping[int, int], end_ms: int
+) -> dict[int, int]:
+    """Per allocation whose fixes from some moment on are all held in memory: that moment
+    (its earliest fix held, or its start if later). Proved by the database: the allocation
+    has as many fixes there (whatever their verdict) with the same sum of ids. Every fix
+    held is stored with that allocation (see `recent`), so any other fix in the span (from
+    an earlier transaction, an attachment) makes the counts differ."""
+    firsts = np.flatnonzero(np.r_[True, held.allocation_id[1:] != held.allocation_id[:-1]])
+    lasts = np.r_[firsts[1:], len(held.allocation_id)]
+    claims: dict[int, tuple[int, int, int]] = {}  # allocation -> (from, count, id sum)
+    for low, high in zip(firsts.tolist(), lasts.tolist(), strict=True):
+        allocation_id = int(held.allocation_id[low])
+        start = starts.get(allocation_id)
+        if start is None:
+            continue
+        t = held.t_ms[low:high]
+        moment = max(start, int(t[0]))
+        inside = (t >= moment) & (t <= end_ms)
+        count = int(np.count_nonzero(inside))
+        if count:
+            total = int(held.record_id[low:high][inside].sum())
+            claims[allocation_id] = (moment, count, total)
+    if not claims:
+        return {}
+    sql = (
+        "SELECT w.a, count(f.id), sum(f.id) FROM w"
+        " JOIN gps_fix f ON f.allocation_id = w.a AND f.t_ms >= w.t AND f.t_ms <= {p}"
+        " GROUP BY w.a"
+    )
+    proved: dict[int, int] = {}
+    moments = {a: moment for a, (moment, _, _) in claims.items()}
+    for rows in _per_allocation(session, sql, moments, [end_ms]):
+        for allocation_id, count, total in rows:
+            moment, held_count, held_total = claims[int(allocation_id)]
+            if int(count) == held_count and int(total) == held_total:
+                proved[int(allocation_id)] = moment
+    return proved
+
+
+def _stored_fixes(session: Session, spans: Mapping[int, tuple[int, int]]) -> FixTable:
+    """Accepted fixes of each allocation observed in its span (epoch ms, both included)."""
     sql = (
         "SELECT f.id, f.allocation_id, f.t_ms, f.lat, f.lon, f.accuracy_m FROM w"
-        " JOIN gps_fix f ON f.allocation_id = w.a AND f.t_ms >= w.t AND f.t_ms <= {p}"
+        " JOIN gps_fix f ON f.allocation_id = w.a AND f.t_ms >= w.t AND f.t_ms <= w.e"
         " WHERE f.implausible_reason IS NULL"
     )
     blocks = [
         np.fromiter(chain.from_iterable(rows), np.float64, len(rows) * 6).reshape(-1, 6)
-        for rows in _per_allocation(session, sql, starts, [end_ms])
+        for rows in _per_allocation(session, sql, spans)
         if rows
     ]
     if not blocks:
         return FixTable()
     table = np.concatenate(blocks)
-    record_id = table[:, 0].astype(np.int64)
-    allocation = table[:, 1].astype(np.int64)
-    t_ms = table[:, 2].astype(np.int64)
+    return _sorted_fixes(
+        table[:, 0].astype(np.int64),
+        table[:, 1].astype(np.int64),
+        table[:, 2].astype(np.int64),
+        table[:, 3],
+        table[:, 4],
+        table[:, 5],
+    )
+
+
+def _sorted_fixes(
+    record_id: NDArray[np.int64],
+    allocation: NDArray[np.int64],
+    t_ms: NDArray[np.int64],
+    lat: NDArray[np.float64],
+    lon: NDArray[np.float64],
+    accuracy_m: NDArray[np.float64],
+) -> FixTable:
     order = np.lexsort((record_id, t_ms, allocation))
     return FixTable(
         record_id=record_id[order],
         allocation_id=allocation[order],
         t_ms=t_ms[order],
-        lat=np.ascontiguousarray(table[order, 3]),
-        lon=np.ascontiguousarray(table[order, 4]),
-        accuracy_m=np.ascontiguousarray(table[order, 5]),
+        lat=np.ascontiguousarray(lat[order]),
+        lon=np.ascontiguousarray(lon[order]),
+        accuracy_m=np.ascontiguousarray(accuracy_m[order]),
     )
 
 
@@ -432,26 +522,35 @@ def events_by_id(session: Session, record_ids: Collection[int]) -> list[EventRow
 
 
 def _per_allocation(
-    session: Session, sql: str, moments: Mapping[int, int], extra: Sequence[Any] = ()
+    session: Session,
+    sql: str,
+    moments: Mapping[int, int] | Mapping[int, tuple[int, int]],
+    extra: Sequence[Any] = (),
 ) -> Iterator[list[tuple[Any, ...]]]:
-    """Run `sql`, which reads a relation `w(a, t)` of (allocation id, epoch ms) pairs and
-    writes `{p}` for each of its `extra` parameters, on the DBAPI cursor; yield its rows a
-    few hundred allocations at a time."""
-    pairs = sorted((int(a), int(t)) for a, t in moments.items())
+    """Run `sql`, which reads a relation `w(a, t)` of (allocation id, epoch ms) pairs, or
+    `w(a, t, e)` where each allocation has (start, end), and writes `{p}` for each of its
+    `extra` parameters, on the DBAPI cursor; yield its rows a few hundred allocations at a
+    time."""
+    rows = sorted((int(a), *((v,) if isinstance(v, int) else v)) for a, v in moments.items())
+    width = len(rows[0]) if rows else 2
+    names = "a, t" if width == 2 else "a, t, e"
     connection = session.connection()
     dbapi: Any = connection.connection.dbapi_connection
     postgres = connection.dialect.name == "postgresql"
     cursor = dbapi.cursor()
     try:
-        for offset in range(0, len(pairs), _PAIRS_PER_QUERY):
-            part = pairs[offset : offset + _PAIRS_PER_QUERY]
+        step = _PARAMETERS_PER_QUERY // width
+        for offset in range(0, len(rows), step):
+            part = rows[offset : offset + step]
             if postgres:
-                head = "WITH w(a, t) AS (SELECT * FROM unnest(%s::bigint[], %s::bigint[]))"
-                params: list[Any] = [[a for a, _ in part], [t for _, t in part]]
+                arrays = ", ".join(["%s::bigint[]"] * width)
+                head = f"WITH w({names}) AS (SELECT * FROM unnest({arrays}))"
+                params: list[Any] = [[row[i] for row in part] for i in range(width)]
                 body = sql.format(p="%s")
             else:
-                head = "WITH w(a, t) AS (VALUES " + ", ".join(["(?, ?)"] * len(part)) + ")"
-                params = [value for pair in part for value in pair]
+                marks = "(" + ", ".join("?" * width) + ")"
+                head = f"WITH w({names}) AS (VALUES " + ", ".join([marks] * len(part)) + ")"
+                params = [value for row in part for value in row]
                 body = sql.format(p="?")
             cursor.execute(f"{head} {body}", [*params, *extra])
             yield cursor.fetchall()
@@ -695,6 +794,14 @@ def stage_image(session: Session, image: bytes) -> None:
     dbapi.deserialize(image, name=_STAGING_SCHEMA)
 
 
+class StagedInsert(NamedTuple):
+    """Which staged records were stored new (None: all of them), and the id each was given
+    if stored, by position (None where the insert does not tell)."""
+
+    new: NDArray[np.bool_] | None
+    record_id: NDArray[np.int64] | None
+
+
 def insert_staged(
     session: Session,
     table_name: str,
@@ -704,23 +811,24 @@ def insert_staged(
     *,
     batch_id: int,
     now_ms: int,
-) -> NDArray[np.bool_] | None:
+) -> StagedInsert:
     """Insert the table's staged records (insert-or-ignore on the dedupe key, and a sequenced
     record whose key the other record table holds is a duplicate too), with their derived
     columns: the allocation of each (NONE for none) and the implausibility of some, by
-    position. Which records were stored new; None when all were. Runs on the DBAPI cursor,
-    in one statement over the staged rows: this is the hot path."""
+    position. Runs on the DBAPI cursor, in one statement over the staged rows: this is the
+    hot path."""
     if table_name not in _TABLES:
         raise ValueError(f"not a record table: {table_name}")
     n = len(records)
     if n == 0:
-        return None
+        return StagedInsert(None, np.empty(0, np.int64))
     connection = session.connection()
     dbapi: Any = connection.connection.dbapi_connection
     if connection.dialect.name == "postgresql":
-        return _insert_staged_postgresql(
+        new = _insert_staged_postgresql(
             session, dbapi, table_name, records, allocation_id.tolist(), reasons, batch_id, now_ms
         )
+        return StagedInsert(new, None)
     cursor = dbapi.cursor()
     try:
         cursor.execute(
@@ -745,12 +853,13 @@ def insert_staged(
             _STAGED_SQLITE[table_name],
             {"first_id": first_id, "now_ms": now_ms, "batch_id": batch_id},
         )
+        record_id = first_id + np.arange(n, dtype=np.int64)
         if cursor.rowcount == n:
-            return None
+            return StagedInsert(None, record_id)
         cursor.execute(f"SELECT id - ? FROM main.{table_name} WHERE id >= ?", (first_id, first_id))
         stored = np.zeros(n, dtype=bool)
         stored[np.fromiter((row[0] for row in cursor.fetchall()), np.int64)] = True
-        return stored
+        return StagedInsert(stored, record_id)
     finally:
         cursor.close()
 
@@ -1071,6 +1180,7 @@ def attach_to_allocation(
     """Give the allocation the device's records in [fitted, removed) that have none, and take
     back any it holds outside that span (a removal recorded later). The (min, max) observed
     time of the records that changed, or None when nothing did."""
+    recent.forget(session)  # fixes held in memory may change allocation
     touched: list[tuple[int | None, int | None]] = []
     for model in (GpsFix, DeviceEventRow):
         inside = [model.device_serial == serial, model.t_ms >= fitted_ms]

@@ -5,7 +5,9 @@ channel acknowledges the records only after its commit. Duplicates are recognise
 dedupe key with insert-or-ignore, so a batch sent twice, or re-sent after a crash between
 receipt and commit, stores nothing twice. A batch is first prepared (`columns.prepare`:
 rejected records apart, the rest as columns and staged rows), which needs no database, so
-the file channel prepares its next chunk in another process (`ingest_prepared`).
+the file channel prepares its next chunk in another process (`ingest_prepared`). The new
+fixes stay in memory until the transaction ends (`recent`): compliance, evaluating in the
+same transaction, reads them back from there rather than from the database.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from sqlalchemy.orm import Session
 
 from tagwatch.events import publish
 from tagwatch.settings import Settings
-from tagwatch.telemetry import repository
+from tagwatch.telemetry import recent, repository
 from tagwatch.telemetry.allocations import AllocationIndex
 from tagwatch.telemetry.columns import Item, Prepared, prepare, staging_image
 from tagwatch.telemetry.epoch import from_ms, to_ms
@@ -35,6 +38,7 @@ from tagwatch.telemetry.feed import (
 from tagwatch.telemetry.plausibility import SPEED_PREFIX
 from tagwatch.telemetry.store import (
     NO_ALLOCATION,
+    SpeedVerdicts,
     Stored,
     Windows,
     judge_speed,
@@ -160,7 +164,9 @@ def ingest_prepared(
     windows.add(new_fixes.allocation_id, new_fixes.t_ms)
     windows.add(new_events.allocation_id, new_events.t_ms)
 
-    speed_flagged = judge_speed(session, new_fixes, states, windows, settings.max_speed_mps)
+    verdicts = judge_speed(session, new_fixes, states, windows, settings.max_speed_mps)
+    speed_flagged = verdicts.flagged
+    _hold_for_reading_back(session, new_fixes, verdicts)
     result.unallocated = new_fixes.unallocated + new_events.unallocated
     static = sum(1 for reason in new_fixes.reasons if reason is not None)
     result.implausible = static + len(speed_flagged)
@@ -170,6 +176,31 @@ def ingest_prepared(
     if windows.spans:
         publish(session, TelemetryStored(windows=windows.as_times(), received_at=received_at))
     return result
+
+
+def _hold_for_reading_back(session: Session, fixes: Stored, verdicts: SpeedVerdicts) -> None:
+    """Keep the new attached fixes in memory for the transaction (`recent`), where the
+    insert told their ids."""
+    if fixes.record_id is None:  # nothing held: every read goes to the database
+        return
+    attached = fixes.allocation_id != NO_ALLOCATION
+    accepted = np.array(
+        [
+            reason is None and key not in verdicts.flagged
+            for key, reason in zip(fixes.keys, fixes.reasons, strict=True)
+        ],
+        dtype=bool,
+    )
+    held = recent.Columns(
+        fixes.record_id,
+        fixes.allocation_id,
+        fixes.t_ms,
+        fixes.lat,
+        fixes.lon,
+        fixes.accuracy_m,
+        accepted,
+    )
+    recent.remember(session, held.take(attached), verdicts.rejudged)
 
 
 def _outcomes(stored: Stored, speed_flagged: set[str]) -> dict[str, tuple[bool, bool]]:

@@ -27,9 +27,13 @@ from tagwatch.telemetry.feed import (
 GZIP_MAGIC = b"\x1f\x8b"
 
 
-def items_from_ndjson(lines: Iterable[bytes], first_line: int = 1) -> Iterator[Item]:
+def items_from_ndjson(lines: Iterable[bytes], first_line: int = 1, skip: int = 0) -> Iterator[Item]:
+    """The records of NDJSON lines; the first `skip` of them left out, unparsed."""
     for number, line in enumerate(lines, start=first_line):
         if line.strip():
+            if skip:
+                skip -= 1
+                continue
             # Parsed without its line ending, so an error reads the same on every channel.
             record = line.rstrip(b"\r\n")
             yield Item(number, record, parse_line(record))
@@ -86,11 +90,16 @@ def items_from_message(
     return items
 
 
-def items_from_csv(lines: Iterable[str], header: str, first_line: int = 2) -> Iterator[Item]:
-    """Rows of the GPS CSV form after its header line."""
+def items_from_csv(
+    lines: Iterable[str], header: str, first_line: int = 2, skip: int = 0
+) -> Iterator[Item]:
+    """Rows of the GPS CSV form after its header line; the first `skip` left out, unparsed."""
     columns = csv_columns(next(csv.reader([header])))
     for number, line in enumerate(lines, start=first_line):
         if not line.strip():
+            continue
+        if skip:
+            skip -= 1
             continue
         if isinstance(columns, list):
             yield Item(number, line, columns, header)
@@ -104,9 +113,10 @@ def is_csv(path: Path, first_line: bytes) -> bool:
     return name.endswith(".csv") or first_line.lstrip().startswith(b"device,")
 
 
-def file_chunks(path: Path, chunk_size: int) -> Iterator[tuple[list[Item], int]]:
+def file_chunks(path: Path, chunk_size: int, skip: int = 0) -> Iterator[tuple[list[Item], int]]:
     """Stream a feed file as lists of at most `chunk_size` items, each with the number of
-    raw bytes read so far (for progress)."""
+    raw bytes read so far (for progress); the first `skip` records are left out unparsed
+    (another process parses them)."""
     raw = path.open("rb", buffering=0)
     counter = _CountingReader(raw)
     buffered = io.BufferedReader(counter, buffer_size=1 << 20)
@@ -118,9 +128,10 @@ def file_chunks(path: Path, chunk_size: int) -> Iterator[tuple[list[Item], int]]
         if is_csv(path, first):
             text = io.TextIOWrapper(stream, encoding="utf-8", newline="")
             header = first.decode("utf-8").rstrip("\r\n")
-            yield from _chunks(items_from_csv(text, header), chunk_size, counter)
+            yield from _chunks(items_from_csv(text, header, skip=skip), chunk_size, counter)
         else:
-            yield from _chunks(items_from_ndjson(_prepend(first, stream)), chunk_size, counter)
+            items = items_from_ndjson(_prepend(first, stream), skip=skip)
+            yield from _chunks(items, chunk_size, counter)
     finally:
         stream.close()
         raw.close()

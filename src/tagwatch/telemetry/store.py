@@ -35,7 +35,8 @@ NO_ALLOCATION = NONE
 @dataclass
 class Stored:
     """The records of a batch that were stored new, as columns. `device` indexes `serials`;
-    `reason` is the static implausibility of a fix (None for events and plausible fixes)."""
+    `reason` is the static implausibility of a fix (None for events and plausible fixes);
+    `record_id` their ids, where the insert tells them (None where it does not)."""
 
     keys: list[str] = field(default_factory=list)
     serials: list[str] = field(default_factory=list)
@@ -45,6 +46,8 @@ class Stored:
     lat: NDArray[np.float64] = field(default_factory=lambda: np.empty(0, np.float64))
     lon: NDArray[np.float64] = field(default_factory=lambda: np.empty(0, np.float64))
     reasons: list[str | None] = field(default_factory=list)
+    accuracy_m: NDArray[np.float64] = field(default_factory=lambda: np.empty(0, np.float64))
+    record_id: NDArray[np.int64] | None = None
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -65,6 +68,8 @@ class Stored:
             lat=self.lat[where],
             lon=self.lon[where],
             reasons=[self.reasons[i] for i in positions],
+            accuracy_m=self.accuracy_m[where],
+            record_id=None if self.record_id is None else self.record_id[where],
         )
 
 
@@ -123,11 +128,22 @@ def store_fixes(
     reasons: list[str | None] = [None] * len(fixes)
     for i, problem in found.items():
         reasons[i] = problem
-    stored = Stored(fixes.keys, fixes.serials, fixes.device, allocation_ids, t, lat, lon, reasons)
-    new = repository.insert_staged(
+    inserted = repository.insert_staged(
         session, "gps_fix", fixes, allocation_ids, found, batch_id=batch_id, now_ms=now_ms
     )
-    return stored if new is None else stored.take(new)
+    stored = Stored(
+        fixes.keys,
+        fixes.serials,
+        fixes.device,
+        allocation_ids,
+        t,
+        lat,
+        lon,
+        reasons,
+        fixes.accuracy_m,
+        inserted.record_id,
+    )
+    return stored if inserted.new is None else stored.take(inserted.new)
 
 
 def store_events(
@@ -141,6 +157,9 @@ def store_events(
     if not len(events):
         return Stored()
     allocation_ids = allocations.find_coded(events.serials, events.device, events.t_ms)
+    inserted = repository.insert_staged(
+        session, "device_event", events, allocation_ids, {}, batch_id=batch_id, now_ms=now_ms
+    )
     stored = Stored(
         events.keys,
         events.serials,
@@ -150,14 +169,22 @@ def store_events(
         events.lat,
         events.lon,
         [None] * len(events),
+        events.accuracy_m,
+        inserted.record_id,
     )
-    new = repository.insert_staged(
-        session, "device_event", events, allocation_ids, {}, batch_id=batch_id, now_ms=now_ms
-    )
-    return stored if new is None else stored.take(new)
+    return stored if inserted.new is None else stored.take(inserted.new)
 
 
 # --- the speed chain -----------------------------------------------------------------------
+
+
+@dataclass
+class SpeedVerdicts:
+    """What the speed chain decided: the keys of the new fixes it flagged, and the
+    allocations of the fixes stored before whose verdict it changed."""
+
+    flagged: set[str] = field(default_factory=set)
+    rejudged: set[int] = field(default_factory=set)
 
 
 def judge_speed(
@@ -166,13 +193,13 @@ def judge_speed(
     states: dict[str, TrackState],
     windows: Windows,
     max_speed_mps: float,
-) -> set[str]:
+) -> SpeedVerdicts:
     """Run the speed chain (see `plausibility`) over the new, statically plausible fixes;
-    store changed verdicts and each device's new chain state. The keys of the new fixes it
-    flagged; windows gain the fixes whose verdict changed."""
+    store changed verdicts and each device's new chain state. Windows gain the fixes stored
+    before whose verdict changed."""
     candidate = np.array([reason is None for reason in new.reasons], dtype=bool)
     if not candidate.any():
-        return set()
+        return SpeedVerdicts()
     fixes = new.take(candidate)
     serials, code = fixes.serials, fixes.device
     order = _chain_order(code, fixes.t_ms, fixes.keys)
@@ -254,7 +281,7 @@ def judge_speed(
     states.update(touched)
     repository.set_verdicts(session, changed)
     repository.save_tracks(session, touched)
-    return flagged_new
+    return SpeedVerdicts(flagged_new, set(rejudged_owner))
 
 
 def _chain_order(
