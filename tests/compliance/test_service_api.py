@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from tagwatch.access.permissions import PERMISSIONS
 from tagwatch.access.principal import Principal
 from tagwatch.background import PeriodicTask
-from tagwatch.compliance import periodic, service
+from tagwatch.compliance import periodic, repository, service
 from tagwatch.compliance.summary import compliance_summary
 
 UTC = dt.UTC
@@ -209,6 +209,31 @@ def test_summary_counts_kept_and_absent_curfew_hours(db: Session):
     assert summary.curfew.kept_hours == round(12 - 50 / 60, 3)
     assert summary.confirmed_by_rule["curfew.absence.gps"] == 1
     assert summary.violations_by_day["2026-03-20"]["curfew.absence.gps"] == 1
+
+
+def test_a_persons_violations_as_rows_are_the_querys(db: Session):
+    # The person's page reads them once as rows, for its summary and its timeline.
+    case = make_case(db, at(20, 12))
+    feed(
+        db,
+        walk(case.serial, at(20, 18, 30), 40, HOME)
+        + walk(case.serial, at(20, 19, 10), 50, AWAY)
+        + walk(case.serial, at(20, 20), 5, HOME)
+        + walk(case.serial, at(21, 9), 10, ZONE_CENTRE),
+        at(21, 10),
+    )
+    for since in (at(20, 12), at(20, 19, 30), at(20, 21), at(21, 9, 30)):
+        query = repository.violation_query(person_id=case.person_id, start=since)
+        objects = repository.find_violations(db, query, limit=1000, offset=0)
+        rows = repository.person_violations_since(db, case.person_id, since)
+        assert len(objects) >= (1 if since < at(21, 9) else 0)
+        assert rows == [
+            (v.id, v.rule_id, v.status, v.condition_key, v.start, v.end, v.evaluated_at)
+            for v in objects
+        ]
+    summary = compliance_summary(db, case.person_id, at(20, 12), at(21, 12))
+    given = repository.person_violations_since(db, case.person_id, at(20, 12))
+    assert compliance_summary(db, case.person_id, at(20, 12), at(21, 12), given) == summary
 
 
 def test_order_change_and_new_allocation_re_derive(db: Session):

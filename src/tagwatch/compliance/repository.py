@@ -295,6 +295,48 @@ def violation_query(
     return query.order_by(Violation.start.desc(), Violation.id.desc())
 
 
+class ViolationRow(NamedTuple):
+    """What a person's page shows of a violation (its summary and timeline)."""
+
+    id: int
+    rule_id: str
+    status: str
+    condition_key: int
+    start: dt.datetime
+    end: dt.datetime | None
+    evaluated_at: dt.datetime
+
+
+_PERSON_VIOLATIONS = (
+    select(
+        Violation.id,
+        Violation.rule_id,
+        Violation.status,
+        Violation.condition_key,
+        Violation.start,
+        Violation.end,
+        Violation.evaluated_at,
+    )
+    .where(
+        Violation.person_id == bindparam("person_id"),
+        or_(Violation.end.is_(None), Violation.end > bindparam("since")),
+        Violation.withdrawn_at.is_(None),
+    )
+    .order_by(Violation.start.desc(), Violation.id.desc())
+)
+
+
+def person_violations_since(
+    session: Session, person_id: int, since: dt.datetime
+) -> list[ViolationRow]:
+    """The person's violations standing at or after `since`, latest first, as plain rows
+    (`violation_query(person_id=..., start=since)` without the objects)."""
+    rows = session.connection().execute(
+        _PERSON_VIOLATIONS, {"person_id": person_id, "since": since}
+    )
+    return [ViolationRow(*row) for row in rows]
+
+
 def count(session: Session, query: Select[Any]) -> int:
     counted = select(func.count()).select_from(query.order_by(None).subquery())
     return int(session.execute(counted).scalar_one())

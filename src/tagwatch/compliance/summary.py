@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -14,7 +15,7 @@ from tagwatch.cases.models import Address, Allocation, Condition
 from tagwatch.compliance import repository
 from tagwatch.compliance.context import PeriodsFor, curfew_periods, watched_from
 from tagwatch.compliance.engine import Intervals
-from tagwatch.compliance.repository import earliest_record_ms
+from tagwatch.compliance.repository import ViolationRow, earliest_record_ms
 from tagwatch.compliance.schemas import ComplianceSummary, CurfewHours
 from tagwatch.telemetry.epoch import to_ms
 
@@ -94,12 +95,18 @@ def _watched_allocations(session: Session, person_id: int) -> list[_Watched]:
 
 
 def compliance_summary(
-    session: Session, person_id: int, start: dt.datetime, end: dt.datetime
+    session: Session,
+    person_id: int,
+    start: dt.datetime,
+    end: dt.datetime,
+    violations: Sequence[ViolationRow] | None = None,
 ) -> ComplianceSummary:
     """Curfew hours scheduled, excused, kept and absent; violations by type and day.
 
     Hours are counted once per curfew condition even when two devices watch it. An open
     violation counts as absence up to when it was last evaluated, not into the future.
+    `violations`: the person's since `start` (`repository.person_violations_since`), when
+    the caller has them already.
     """
     window = Intervals.of([(to_ms(start), to_ms(end))])
     scheduled: dict[int, Intervals] = {}
@@ -122,12 +129,14 @@ def compliance_summary(
             union = scheduled.get(cid, Intervals())
             scheduled[cid] = Intervals.of([*union.spans, *periods.spans])
             excused[cid] = scheduled[cid].intersect(absences)
-    query = repository.violation_query(person_id=person_id, start=start, end=end)
-    violations = repository.find_violations(session, query, limit=100_000, offset=0)
+    if violations is None:
+        violations = repository.person_violations_since(session, person_id, start)
     by_day: dict[str, Counter[str]] = defaultdict(Counter)
     confirmed: Counter[str] = Counter()
     possible: Counter[str] = Counter()
     for v in violations:
+        if v.start >= end:
+            continue
         (confirmed if v.status == "confirmed" else possible)[v.rule_id] += 1
         if v.status == "confirmed":
             by_day[v.start.astimezone(LONDON).date().isoformat()][v.rule_id] += 1

@@ -15,7 +15,7 @@ from tagwatch.access.principal import Principal
 from tagwatch.alerts import scope as alert_scope
 from tagwatch.alerts.repository import person_alert_history
 from tagwatch.cases.repository import order_views
-from tagwatch.compliance.repository import find_violations, violation_query
+from tagwatch.compliance.repository import ViolationRow, person_violations_since
 from tagwatch.compliance.summary import compliance_summary
 from tagwatch.db.base import utcnow
 from tagwatch.telemetry.repository import last_record_times
@@ -65,13 +65,15 @@ def _details(person: Any) -> list[dict[str, Any]]:
 
 
 def _timeline(
-    session: Session, principal: Principal, person: Any, orders: list[Any], start: dt.datetime
+    session: Session,
+    principal: Principal,
+    person: Any,
+    orders: list[Any],
+    violations: list[ViolationRow],
 ) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     if principal.has("compliance:read"):
-        for v in find_violations(
-            session, violation_query(person_id=person.id, start=start), TIMELINE_ITEMS, 0
-        ):
+        for v in violations[:TIMELINE_ITEMS]:
             items.append(
                 {
                     "at": v.start,
@@ -162,8 +164,14 @@ def _page(request: Request, session: Session, principal: Principal, person_id: i
         else {}
     )
     can_see_location = principal.has("location:read")
+    # The summary and the timeline show the same violations: read once.
+    violations = (
+        person_violations_since(session, person.id, start)
+        if principal.has("compliance:read")
+        else []
+    )
     summary = (
-        compliance_summary(session, person.id, start, now)
+        compliance_summary(session, person.id, start, now, violations)
         if principal.has("compliance:read")
         else None
     )
@@ -246,6 +254,6 @@ def _page(request: Request, session: Session, principal: Principal, person_id: i
             "chart_svg": bar_chart_svg(chart),
             "chart_peak": max([sum(v) for v in chart.counts.values()] or [1]),
             "rule_label": people.rule_label,
-            "timeline": _timeline(session, principal, person, orders, start),
+            "timeline": _timeline(session, principal, person, orders, violations),
         },
     )
