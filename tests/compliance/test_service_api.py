@@ -194,15 +194,18 @@ def reader_without(permission: str) -> Principal:
     )
 
 
+def _fifty_minutes_out_in_curfew(serial: str) -> list:
+    """Home from 18:30, out 19:10 to 20:00 (the curfew begins at 19:00), home again."""
+    return (
+        walk(serial, at(20, 18, 30), 40, HOME)
+        + walk(serial, at(20, 19, 10), 50, AWAY)
+        + walk(serial, at(20, 20), 5, HOME)
+    )
+
+
 def test_summary_counts_kept_and_absent_curfew_hours(db: Session):
     case = make_case(db, at(20, 12))
-    feed(
-        db,
-        walk(case.serial, at(20, 18, 30), 40, HOME)
-        + walk(case.serial, at(20, 19, 10), 50, AWAY)
-        + walk(case.serial, at(20, 20), 5, HOME),
-        at(20, 21),
-    )
+    feed(db, _fifty_minutes_out_in_curfew(case.serial), at(20, 21))
     summary = compliance_summary(db, case.person_id, at(20, 12), at(21, 12))
     assert summary.curfew.scheduled_hours == 12.0
     assert summary.curfew.absent_hours == round(50 / 60, 3)
@@ -214,14 +217,8 @@ def test_summary_counts_kept_and_absent_curfew_hours(db: Session):
 def test_a_persons_violations_as_rows_are_the_querys(db: Session):
     # The person's page reads them once as rows, for its summary and its timeline.
     case = make_case(db, at(20, 12))
-    feed(
-        db,
-        walk(case.serial, at(20, 18, 30), 40, HOME)
-        + walk(case.serial, at(20, 19, 10), 50, AWAY)
-        + walk(case.serial, at(20, 20), 5, HOME)
-        + walk(case.serial, at(21, 9), 10, ZONE_CENTRE),
-        at(21, 10),
-    )
+    in_the_zone = walk(case.serial, at(21, 9), 10, ZONE_CENTRE)
+    feed(db, _fifty_minutes_out_in_curfew(case.serial) + in_the_zone, at(21, 10))
     for since in (at(20, 12), at(20, 19, 30), at(20, 21), at(21, 9, 30)):
         query = repository.violation_query(person_id=case.person_id, start=since)
         objects = repository.find_violations(db, query, limit=1000, offset=0)
