@@ -18,12 +18,16 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 from fastapi.responses import Response
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 
 from tagwatch.access.principal import Principal
+from tagwatch.app import create_app
 from tagwatch.db.engine import make_engine, make_sessionmaker
+from tagwatch.settings import Settings
 from tagwatch.web import keepalive
 from tagwatch.web.keepalive import LOADS_ENV, KeepAliveLimitMiddleware, WorkerLoads
 from tagwatch.web.portal.render import PAGE_THREADS, read_page
@@ -76,11 +80,15 @@ def test_counts_of_connections_gone_quiet_are_forgotten(monkeypatch: pytest.Monk
     assert len(middleware._served) == 10
 
 
-def test_the_app_ends_connections_by_its_setting(client_for_settings: object) -> None:
-    # Wired in by the app factory from `keepalive_requests` (default 16).
-    from fastapi.testclient import TestClient
+@pytest.fixture
+def client_for_settings(settings: Settings, engine: Engine) -> Iterator[TestClient]:
+    configured = settings.model_copy(update={"keepalive_requests": 2})
+    with TestClient(create_app(configured, engine=engine)) as test_client:
+        yield test_client
 
-    assert isinstance(client_for_settings, TestClient)
+
+def test_the_app_ends_connections_by_its_setting(client_for_settings: TestClient) -> None:
+    # Wired in by the app factory from `keepalive_requests` (default 16).
     closing = [
         client_for_settings.get("/healthz").headers.get("connection") == "close" for _ in range(4)
     ]
@@ -88,28 +96,13 @@ def test_the_app_ends_connections_by_its_setting(client_for_settings: object) ->
 
 
 def test_a_started_app_leaves_what_it_made_to_the_collector_no_more(
-    settings: object, engine: object
+    settings: Settings, engine: Engine
 ) -> None:
     # Frozen objects are never walked by the collector's full passes (see `app._lifespan`).
-    from fastapi.testclient import TestClient
-
-    from tagwatch.app import create_app
-
     gc.unfreeze()
     assert gc.get_freeze_count() == 0
-    with TestClient(create_app(settings, engine=engine)):  # type: ignore[arg-type]
+    with TestClient(create_app(settings, engine=engine)):
         assert gc.get_freeze_count() > 10_000
-
-
-@pytest.fixture
-def client_for_settings(settings: object, engine: object) -> Iterator[object]:
-    from fastapi.testclient import TestClient
-
-    from tagwatch.app import create_app
-
-    configured = settings.model_copy(update={"keepalive_requests": 2})  # type: ignore[attr-defined]
-    with TestClient(create_app(configured, engine=engine)) as test_client:  # type: ignore[arg-type]
-        yield test_client
 
 
 # --- a process builds a few pages at once ---------------------------------------------------

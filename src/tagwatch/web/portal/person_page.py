@@ -164,17 +164,12 @@ def _page(request: Request, session: Session, principal: Principal, person_id: i
         else {}
     )
     can_see_location = principal.has("location:read")
-    # The summary and the timeline show the same violations: read once.
-    violations = (
-        person_violations_since(session, person.id, start)
-        if principal.has("compliance:read")
-        else []
-    )
-    summary = (
-        compliance_summary(session, person.id, start, now, violations)
-        if principal.has("compliance:read")
-        else None
-    )
+    violations: list[ViolationRow] = []
+    summary = None
+    if principal.has("compliance:read"):
+        # The summary and the timeline show the same violations: read once.
+        violations = person_violations_since(session, person.id, start)
+        summary = compliance_summary(session, person.id, start, now, violations)
     chart = bucket_by_day(summary.violations_by_day if summary else {}, start, now)
     curfews = [c for order in orders for c in order.conditions if c.type == "curfew"]
     curfew_weeks = {}
