@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -192,25 +193,34 @@ def race_engine(engine: Engine, tmp_path: Path) -> Iterator[Engine]:
             connection.execute(text("DROP SCHEMA audit_race CASCADE"))
 
 
-def test_concurrent_writers_keep_one_chain(race_engine: Engine) -> None:
-    """Real commits from several threads: the chain must stay a single line."""
-    factory = make_sessionmaker(race_engine)
+def run_together(tasks: Iterable[Callable[[], object]]) -> list[BaseException]:
+    """Run each task in a thread of its own, all at once; what they raised, once all are done."""
     errors: list[BaseException] = []
 
-    def writer() -> None:
+    def run(task: Callable[[], object]) -> None:
         try:
-            for _ in range(5):
-                with unit_of_work(factory) as session:
-                    _append(session, 1)
+            task()
         except BaseException as error:
             errors.append(error)
 
-    threads = [threading.Thread(target=writer) for _ in range(6)]
+    threads = [threading.Thread(target=run, args=(task,)) for task in tasks]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert errors == []
+    return errors
+
+
+def test_concurrent_writers_keep_one_chain(race_engine: Engine) -> None:
+    """Real commits from several threads: the chain must stay a single line."""
+    factory = make_sessionmaker(race_engine)
+
+    def writer() -> None:
+        for _ in range(5):
+            with unit_of_work(factory) as session:
+                _append(session, 1)
+
+    assert run_together([writer] * 6) == []
     with factory() as session:
         check = verify(session)
         total = session.scalar(select(func.count()).select_from(AuditEntry))
@@ -270,33 +280,20 @@ def test_reads_do_not_wait_for_a_writer(race_engine: Engine) -> None:
 def test_concurrent_reads_and_writes_keep_one_chain(race_engine: Engine) -> None:
     """Reads (group-committed entries) and writes (entries in their own transaction) at once."""
     factory = make_sessionmaker(race_engine)
-    errors: list[BaseException] = []
 
     def reader(n: int) -> None:
-        try:
-            for i in range(10):
-                with reading(factory) as session:
-                    record(session, ANALYST, "test.view", subject_type="reader", subject_id=n)
-                    if i % 3 == 0:
-                        record(session, ANALYST, "test.search", subject_type="reader")
-        except BaseException as error:
-            errors.append(error)
+        for i in range(10):
+            with reading(factory) as session:
+                record(session, ANALYST, "test.view", subject_type="reader", subject_id=n)
+                if i % 3 == 0:
+                    record(session, ANALYST, "test.search", subject_type="reader")
 
     def writer() -> None:
-        try:
-            for _ in range(5):
-                with unit_of_work(factory) as session:
-                    _append(session, 1)
-        except BaseException as error:
-            errors.append(error)
+        for _ in range(5):
+            with unit_of_work(factory) as session:
+                _append(session, 1)
 
-    threads = [threading.Thread(target=reader, args=(n,)) for n in range(8)]
-    threads += [threading.Thread(target=writer) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert run_together([*(partial(reader, n) for n in range(8)), writer, writer]) == []
     with factory() as session:
         check = verify(session)
         total = session.scalar(select(func.count()).select_from(AuditEntry))

@@ -6,7 +6,7 @@ import datetime as dt
 import hashlib
 import itertools
 import json
-import threading
+from functools import partial
 from typing import Any
 
 import pytest
@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
-from test_access_audit import ANALYST, race_engine  # noqa: F401  (a fixture)
+from test_access_audit import ANALYST, race_engine, run_together  # noqa: F401  (a fixture)
 
 from tagwatch.access.audit import NewEntry, entry_hash, reading, record, record_many, verify
 from tagwatch.access.models import AuditEntry
@@ -128,22 +128,13 @@ def test_a_reads_batch_is_queued_and_a_read_only_session_refuses_one(
 
 def test_concurrent_batches_keep_one_chain(race_engine: Engine) -> None:  # noqa: F811
     factory = make_sessionmaker(race_engine)
-    errors: list[BaseException] = []
 
     def writer(n: int) -> None:
-        try:
-            for _ in range(4):
-                with unit_of_work(factory) as session:
-                    record_many(session, None, [NewEntry("test.batch", "writer", n)] * 5)
-        except BaseException as error:
-            errors.append(error)
+        for _ in range(4):
+            with unit_of_work(factory) as session:
+                record_many(session, None, [NewEntry("test.batch", "writer", n)] * 5)
 
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert run_together([partial(writer, n) for n in range(4)]) == []
     with factory() as session:
         check = verify(session)
     assert check.ok and check.checked == _count(factory) == 4 * 4 * 5

@@ -206,8 +206,7 @@ def signed_in_caller(db: Session, user_id: int, session: RequestSession) -> Prin
     known = _KNOWN_CALLERS.get(user_id)
     if known is not None and known.account == account:
         return known.principal
-    principal = None if account is None else principal_for_account(account)
-    if account is None or principal is None:
+    if account is None or (principal := principal_for_account(account)) is None:
         _KNOWN_CALLERS.pop(user_id, None)
         session.clear()
         return None

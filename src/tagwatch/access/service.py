@@ -192,11 +192,6 @@ def principal_for_token(session: Session, secret: str) -> Principal | None:
     return principal_for(token.user, token_scopes=token.scopes)
 
 
-def principal_for_user_id(session: Session, user_id: int) -> Principal | None:
-    account = caller_account(session, user_id)
-    return None if account is None else principal_for_account(account)
-
-
 # What a signed-in caller's Principal is made of, by primary key.
 _CALLER_ACCOUNT = select(
     User.id,

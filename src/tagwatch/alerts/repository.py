@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar, TypeVarTuple, cast
 
 from sqlalchemy import (
     ARRAY,
@@ -43,6 +43,7 @@ UNRESOLVED = (AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED)
 # Values per IN list: well inside both backends' limits on bound parameters.
 IN_CHUNK = 5000
 T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 # The tables that batches write with Core statements.
 ALERTS = cast(Table, Alert.__table__)
 HISTORY = cast(Table, AlertHistory.__table__)
@@ -76,9 +77,18 @@ def among(session: Session, column: Any, values: Sequence[Any]) -> ColumnElement
     return clause
 
 
+def rows_among(
+    session: Session, statement: Select[*Ts], column: Any, values: Iterable[Any]
+) -> Iterator[Row[*Ts]]:
+    """The rows of `statement` whose `column` is one of `values` (each once, in sorted chunks
+    of `IN_CHUNK`)."""
+    for chunk in in_chunks(sorted(set(values))):
+        yield from session.execute(statement.where(among(session, column, chunk)))
+
+
 # What alerts read of a violation (columns, not entities: a batch reads thousands). Its
 # evidence is read only for the violations that raise an alert (`violation_evidence`).
-VIOLATION_FACTS = (
+VIOLATION_FACTS: tuple[Any, ...] = (
     Violation.id,
     Violation.status,
     Violation.withdrawn_at,
@@ -95,12 +105,8 @@ VIOLATION_FACTS = (
 
 def violation_facts(session: Session, ids: Iterable[int]) -> list[Row[Any]]:
     """The violations with these ids, by id (an ORM query: pending changes are flushed first)."""
-    wanted = sorted({int(i) for i in ids})
-    rows: list[Row[Any]] = []
-    for chunk in in_chunks(wanted):
-        rows.extend(
-            session.execute(select(*VIOLATION_FACTS).where(among(session, Violation.id, chunk)))
-        )
+    wanted = (int(i) for i in ids)
+    rows = rows_among(session, select(*VIOLATION_FACTS), Violation.id, wanted)
     return sorted(rows, key=lambda row: row.id)
 
 
@@ -108,12 +114,11 @@ def violation_evidence(
     session: Session, ids: Sequence[int]
 ) -> list[tuple[int, list[int] | None, list[int] | None]]:
     """(id, evidence fixes, evidence events) of each of these violations."""
-    rows: list[tuple[int, list[int] | None, list[int] | None]] = []
-    columns = (Violation.id, Violation.evidence_fixes, Violation.evidence_events)
-    for chunk in in_chunks(sorted(set(ids))):
-        found = session.execute(select(*columns).where(among(session, Violation.id, chunk)))
-        rows.extend((violation_id, fixes, events) for violation_id, fixes, events in found)
-    return rows
+    columns = select(Violation.id, Violation.evidence_fixes, Violation.evidence_events)
+    return [
+        (violation_id, fixes, events)
+        for violation_id, fixes, events in rows_among(session, columns, Violation.id, ids)
+    ]
 
 
 # What following a violation reads of its alert, and the columns it may change.
@@ -131,14 +136,8 @@ FOLLOWED = ("status", "severity", "violation_ended_at", "violation_withdrawn_at"
 
 def alert_states(session: Session, subject_keys: Iterable[str]) -> dict[str, Row[Any]]:
     """The stored alerts of these subjects, by subject key."""
-    wanted = sorted(set(subject_keys))
-    states: dict[str, Row[Any]] = {}
-    for chunk in in_chunks(wanted):
-        for row in session.execute(
-            select(*ALERT_STATE).where(among(session, Alert.subject_key, chunk))
-        ):
-            states[row.subject_key] = row
-    return states
+    rows = rows_among(session, select(*ALERT_STATE), Alert.subject_key, subject_keys)
+    return {row.subject_key: row for row in rows}
 
 
 def insert_alerts(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
@@ -191,14 +190,11 @@ def _insert_and_find(
         return {}
     session.execute(insert(table), rows)
     wanted = {tuple(row[name] for name in key) for row in rows}
-    columns = [table.c[name] for name in key]
+    columns = select(table.c.id, *(table.c[name] for name in key))
     ids: dict[tuple[Any, ...], int] = {}
-    for chunk in in_chunks(sorted({row[by] for row in rows})):
-        for found_id, *found_key in session.execute(
-            select(table.c.id, *columns).where(among(session, table.c[by], chunk))
-        ):
-            if (found := tuple(found_key)) in wanted:
-                ids[found] = found_id
+    for found_id, *found_key in rows_among(session, columns, table.c[by], (r[by] for r in rows)):
+        if (found := tuple(found_key)) in wanted:
+            ids[found] = found_id
     return ids
 
 
@@ -217,23 +213,13 @@ def set_provider_references(session: Session, references: dict[int, str]) -> Non
 
 def emails_of(session: Session, usernames: Iterable[str]) -> dict[str, str | None]:
     """The email of each of these users that exists (users without one map to None)."""
-    wanted = sorted(set(usernames))
-    emails: dict[str, str | None] = {}
-    for chunk in in_chunks(wanted):
-        rows = session.execute(
-            select(User.username, User.email).where(among(session, User.username, chunk))
-        )
-        emails.update((username, email) for username, email in rows)
-    return emails
+    rows = rows_among(session, select(User.username, User.email), User.username, usernames)
+    return {username: email for username, email in rows}
 
 
 def alerts_by_id(session: Session, ids: Sequence[int]) -> list[Alert]:
     """These alerts, in the order of `ids`."""
-    found: dict[int, Alert] = {}
-    for chunk in in_chunks(sorted(set(ids))):
-        found.update(
-            (a.id, a) for a in session.scalars(select(Alert).where(among(session, Alert.id, chunk)))
-        )
+    found = {alert.id: alert for (alert,) in rows_among(session, select(Alert), Alert.id, ids)}
     return [found[i] for i in ids]
 
 

@@ -133,7 +133,7 @@ def acknowledge(session: Session, principal: Principal, alert_id: int, now: dt.d
     alert.status = AlertStatus.ACKNOWLEDGED
     alert.acknowledged_at = now
     alert.acknowledged_by = principal.username
-    _change(session, alert, principal, "acknowledged", now, {})
+    record_change(session, alert, principal, "acknowledged", now, {})
     return alert
 
 
@@ -158,7 +158,9 @@ def review_tamper(
     alert.tamper_review_note = note
     alert.tamper_reviewed_at = now
     alert.tamper_reviewed_by = principal.username
-    _change(session, alert, principal, "tamper_reviewed", now, {"finding": finding, "note": note})
+    record_change(
+        session, alert, principal, "tamper_reviewed", now, {"finding": finding, "note": note}
+    )
     return alert
 
 
@@ -190,7 +192,9 @@ def record_outcome(
     alert.outcome_at = now
     alert.outcome_by = principal.username
     alert.status = AlertStatus.RESOLVED
-    _change(session, alert, principal, "outcome_recorded", now, {"outcome": outcome, "note": note})
+    record_change(
+        session, alert, principal, "outcome_recorded", now, {"outcome": outcome, "note": note}
+    )
     return alert
 
 
@@ -409,12 +413,12 @@ def _attempted(
             and alert.notified_at is None
         ):
             alert.notified_at = now
-            _change(session, alert, None, "notified", now, where)
+            record_change(session, alert, None, "notified", now, where)
         return
     notification.last_error = (result.error or "unknown error")[:1000]
     if not result.retryable or notification.attempts >= settings.notification_max_attempts:
         notification.status = DeliveryStatus.FAILED
-        _change(
+        record_change(
             session,
             alert,
             None,
@@ -424,21 +428,6 @@ def _attempted(
         )
     else:
         notification.next_attempt_at = now + retry_delay(notification.attempts)
-
-
-# ---------------------------------------------------------------- history and audit
-
-
-def _change(
-    session: Session,
-    alert: Alert,
-    principal: Principal | None,
-    action: str,
-    now: dt.datetime,
-    detail: dict[str, object],
-) -> None:
-    """Every change to an alert: a history row on the alert and an entry in the audit log."""
-    record_change(session, alert, principal, action, now, detail)
 
 
 def _required_note(note: str) -> str:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tagwatch.alerts.models import AlertKind
-from tagwatch.alerts.repository import among, in_chunks, violation_evidence
+from tagwatch.alerts.repository import rows_among, violation_evidence
 from tagwatch.cases.models import Order
 from tagwatch.compliance.rules import RULES
 from tagwatch.telemetry.epoch import from_ms
@@ -148,13 +148,8 @@ def evidence_received_times(
 def _received_ms(
     session: Session, record: type[GpsFix] | type[DeviceEvent], ids: set[int]
 ) -> dict[int, int]:
-    received: dict[int, int] = {}
-    for chunk in in_chunks(sorted(ids)):
-        rows = session.execute(
-            select(record.id, record.received_ms).where(among(session, record.id, chunk))
-        )
-        received.update((int(i), int(ms)) for i, ms in rows if ms is not None)
-    return received
+    rows = rows_among(session, select(record.id, record.received_ms), record.id, ids)
+    return {int(i): int(ms) for i, ms in rows if ms is not None}
 
 
 def from_order_past_fitting(order: Order, now: dt.datetime) -> AlertSource:
@@ -179,12 +174,6 @@ def from_order_past_fitting(order: Order, now: dt.datetime) -> AlertSource:
 
 def orders_facts(session: Session, order_ids: Iterable[int]) -> dict[int, OrderFacts]:
     """Who answers for each of these orders, by order id (orders that exist)."""
-    facts: dict[int, OrderFacts] = {}
-    for chunk in in_chunks(sorted(set(order_ids))):
-        rows = session.execute(
-            select(Order.id, Order.responsible_officer, Order.delivery_unit_code).where(
-                among(session, Order.id, chunk)
-            )
-        )
-        facts.update((order_id, OrderFacts(officer, unit)) for order_id, officer, unit in rows)
-    return facts
+    columns = select(Order.id, Order.responsible_officer, Order.delivery_unit_code)
+    rows = rows_among(session, columns, Order.id, order_ids)
+    return {order_id: OrderFacts(officer, unit) for order_id, officer, unit in rows}
