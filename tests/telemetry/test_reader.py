@@ -176,6 +176,9 @@ def test_storing_a_file_leaves_the_collector_as_it_found_it(
     store_file(db, path, settings=settings)
     assert gc.get_freeze_count() == 0
     gc.freeze()
-    store_file(db, path, settings=settings)
-    # Still frozen: not among the objects the collector walks.
-    assert all(tracked is not long_lived for tracked in gc.get_objects())
+    try:
+        store_file(db, path, settings=settings)
+        # Still frozen: not among the objects the collector walks.
+        assert all(tracked is not long_lived for tracked in gc.get_objects())
+    finally:
+        gc.unfreeze()  # the tests after this one run with the collector as usual

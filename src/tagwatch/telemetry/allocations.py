@@ -55,7 +55,7 @@ class AllocationIndex:
         search over its spans."""
         slot = {serial: index for index, serial in enumerate(self._spans)}
         to_slot = np.array([slot.get(serial, -1) for serial in serials], dtype=np.int64)
-        codes = to_slot[device] if device.shape[0] else device
+        codes = to_slot[device]
         found = np.full(codes.shape[0], NONE, dtype=np.int64)
         if not codes.shape[0]:
             return found

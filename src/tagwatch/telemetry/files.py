@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from tagwatch.events import batch
 from tagwatch.settings import Settings
+from tagwatch.telemetry import repository
 from tagwatch.telemetry.reader import prepared_by_reader, prepared_chunks
 from tagwatch.telemetry.service import IngestResult, ingest_prepared
 
@@ -52,7 +53,7 @@ def store_file(
     `reader_process`: read in a separate process (default: when the file is large)."""
     if reader_process is None:
         reader_process = path.stat().st_size >= READER_PROCESS_FROM_BYTES
-    image = session.get_bind().dialect.name == "sqlite"
+    image = repository.stages_images(session)
     piece = min(chunk, piece)
     pieces = (
         # The reader may run a chunk ahead: it parses the next one while this one is evaluated.

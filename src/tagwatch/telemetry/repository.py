@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any, NamedTuple
@@ -17,7 +18,7 @@ from sqlalchemy.orm import Session
 from tagwatch.cases.models import Allocation, Device
 from tagwatch.telemetry import recent
 from tagwatch.telemetry.allocations import NONE
-from tagwatch.telemetry.columns import STAGING_TABLES, Records
+from tagwatch.telemetry.columns import EVENT_STAGING, FIX_STAGING, STAGING_TABLES, Records
 from tagwatch.telemetry.epoch import from_ms, to_ms
 from tagwatch.telemetry.models import DeviceEvent as DeviceEventRow
 from tagwatch.telemetry.models import (
@@ -95,19 +96,10 @@ def load_fixes(
         columns = _packed_fixes(session, low, high, ids)
     else:
         columns = _select_fixes(session, low, high, ids)
-    record_id, allocation, t_ms, lat, lon, accuracy = columns
-    if record_id.shape[0] == 0:
+    if columns[0].shape[0] == 0:
         return FixTable()
     # Sorting here is cheaper than in the database, which would spill to disk for a big window.
-    order = np.lexsort((record_id, t_ms, allocation))
-    return FixTable(
-        record_id=record_id[order],
-        allocation_id=allocation[order],
-        t_ms=t_ms[order],
-        lat=lat[order],
-        lon=lon[order],
-        accuracy_m=accuracy[order],
-    )
+    return _sorted_fixes(*columns)
 
 
 _FIX_COLUMNS_SQL = "id, allocation_id, t_ms, lat, lon, accuracy_m"
@@ -380,13 +372,14 @@ def _sorted_fixes(
     accuracy_m: NDArray[np.float64],
 ) -> FixTable:
     order = np.lexsort((record_id, t_ms, allocation))
+    # Indexing with `order` copies: each column comes out contiguous.
     return FixTable(
         record_id=record_id[order],
         allocation_id=allocation[order],
         t_ms=t_ms[order],
-        lat=np.ascontiguousarray(lat[order]),
-        lon=np.ascontiguousarray(lon[order]),
-        accuracy_m=np.ascontiguousarray(accuracy_m[order]),
+        lat=lat[order],
+        lon=lon[order],
+        accuracy_m=accuracy_m[order],
     )
 
 
@@ -534,11 +527,7 @@ def _per_allocation(
     rows = sorted((int(a), *((v,) if isinstance(v, int) else v)) for a, v in moments.items())
     width = len(rows[0]) if rows else 2
     names = "a, t" if width == 2 else "a, t, e"
-    connection = session.connection()
-    dbapi: Any = connection.connection.dbapi_connection
-    postgres = connection.dialect.name == "postgresql"
-    cursor = dbapi.cursor()
-    try:
+    with _raw_cursor(session) as (cursor, postgres):
         step = _PARAMETERS_PER_QUERY // width
         for offset in range(0, len(rows), step):
             part = rows[offset : offset + step]
@@ -554,8 +543,6 @@ def _per_allocation(
                 body = sql.format(p="?")
             cursor.execute(f"{head} {body}", [*params, *extra])
             yield cursor.fetchall()
-    finally:
-        cursor.close()
 
 
 def first_record_ms(session: Session, allocation_ids: Collection[int]) -> dict[int, int]:
@@ -688,45 +675,31 @@ def _fetch_numeric(
     """Run `sql` (qmark parameters) on the DBAPI cursor; yield its all-numeric rows as 2-D
     float64 blocks, bypassing SQLAlchemy's row objects. Integer columns survive float64
     exactly below 2**53 (ids and epoch milliseconds do)."""
-    dbapi: Any = session.connection().connection.dbapi_connection
-    cursor = dbapi.cursor()
-    try:
+    with _raw_cursor(session) as (cursor, _postgres):
         cursor.execute(sql, tuple(params))
         while rows := cursor.fetchmany(_FETCH_ROWS):
             flat = np.fromiter(chain.from_iterable(rows), dtype=np.float64, count=len(rows) * 6)
             yield flat.reshape(-1, 6)
+
+
+@contextmanager
+def _raw_cursor(session: Session) -> Iterator[tuple[Any, bool]]:
+    """A DBAPI cursor on the session's connection, closed after, and whether the database is
+    PostgreSQL: the hot paths run on it, without SQLAlchemy's statements and rows."""
+    connection = session.connection()
+    dbapi: Any = connection.connection.dbapi_connection
+    cursor = dbapi.cursor()
+    try:
+        yield cursor, connection.dialect.name == "postgresql"
     finally:
         cursor.close()
 
 
 # --- the write path ------------------------------------------------------------------------
 
-FIX_COLUMNS = (
-    "dedupe_key",
-    "device_serial",
-    "allocation_id",
-    "t_ms",
-    "received_ms",
-    "seq",
-    "lat",
-    "lon",
-    "accuracy_m",
-    "source",
-    "extras",
-    "implausible_reason",
-    "batch_id",
-)
-EVENT_COLUMNS = (
-    "dedupe_key",
-    "device_serial",
-    "allocation_id",
-    "type",
-    "t_ms",
-    "received_ms",
-    "seq",
-    "payload",
-    "batch_id",
-)
+# The columns a record is inserted with: those staged (`columns`) and those found while storing.
+FIX_COLUMNS = (*FIX_STAGING[1:], "allocation_id", "implausible_reason", "batch_id")
+EVENT_COLUMNS = (*EVENT_STAGING[1:], "allocation_id", "batch_id")
 _SQLITE_CACHE_KIB = 262_144  # index pages of a large store stay in memory while loading
 _KEYS_PER_QUERY = 900  # below SQLite's old 999-parameter limit
 _KEYS_PER_ARRAY = 50_000  # PostgreSQL takes the keys as one array parameter
@@ -779,8 +752,10 @@ def insert_quarantined(session: Session, rows: list[dict[str, Any]]) -> list[int
 
 
 def stages_images(session: Session) -> bool:
-    """Whether the store takes a batch's staging rows as a SQLite image (`stage_image`)."""
-    return bool(session.connection().dialect.name == "sqlite")
+    """Whether the store takes a batch's staging rows as a SQLite image (`stage_image`).
+    Asks the bind: taking a connection would begin the transaction (on SQLite, with the write
+    lock) before the batch is even prepared."""
+    return bool(session.get_bind().dialect.name == "sqlite")
 
 
 def stage_image(session: Session, image: bytes) -> None:
@@ -965,12 +940,9 @@ def keys_present(session: Session, table_name: str, keys: Sequence[str]) -> dict
     DBAPI cursor (a batch can ask about tens of thousands of keys)."""
     if table_name not in _TABLES:
         raise ValueError(f"not a record table: {table_name}")
-    connection = session.connection()
-    dbapi: Any = connection.connection.dbapi_connection
     found: dict[str, int | None] = {}
-    cursor = dbapi.cursor()
-    try:
-        if connection.dialect.name == "postgresql":
+    with _raw_cursor(session) as (cursor, postgres):
+        if postgres:
             for offset in range(0, len(keys), _KEYS_PER_ARRAY):
                 part = list(keys[offset : offset + _KEYS_PER_ARRAY])
                 cursor.execute(
@@ -987,8 +959,6 @@ def keys_present(session: Session, table_name: str, keys: Sequence[str]) -> dict
                     tuple(some),
                 )
                 found.update(cursor.fetchall())
-    finally:
-        cursor.close()
     return found
 
 
@@ -999,13 +969,9 @@ def lock_tracks(session: Session, serials: Collection[str]) -> dict[str, TrackSt
     ordered = sorted(set(serials))
     if not ordered:
         return {}
-    connection = session.connection()
-    dbapi: Any = connection.connection.dbapi_connection
-    postgres = connection.dialect.name == "postgresql"
     columns = "device_serial, max_t_ms, last_key, last_t_ms, last_lat, last_lon"
     states: dict[str, TrackState] = {}
-    cursor = dbapi.cursor()
-    try:
+    with _raw_cursor(session) as (cursor, postgres):
         if postgres:
             cursor.execute(
                 "INSERT INTO device_track (device_serial, max_t_ms)"
@@ -1033,8 +999,6 @@ def lock_tracks(session: Session, serials: Collection[str]) -> dict[str, TrackSt
                     f"SELECT {columns} FROM device_track WHERE device_serial IN ({marks})", part
                 )
                 rows.extend(cursor.fetchall())
-    finally:
-        cursor.close()
     for serial, max_t, key, t_ms, lat, lon in rows:
         last = None
         if key is not None and t_ms is not None and lat is not None and lon is not None:
@@ -1060,18 +1024,13 @@ def save_tracks(session: Session, states: dict[str, TrackState]) -> None:
     ]
     if not rows:
         return
-    connection = session.connection()
-    dbapi: Any = connection.connection.dbapi_connection
-    mark = "%s" if connection.dialect.name == "postgresql" else "?"
-    cursor = dbapi.cursor()
-    try:
+    with _raw_cursor(session) as (cursor, postgres):
+        mark = "%s" if postgres else "?"
         cursor.executemany(
             f"UPDATE device_track SET max_t_ms = {mark}, last_key = {mark}, last_t_ms = {mark},"
             f" last_lat = {mark}, last_lon = {mark} WHERE device_serial = {mark}",
             rows,
         )
-    finally:
-        cursor.close()
 
 
 _IN_CHAIN = or_(GpsFix.implausible_reason.is_(None), GpsFix.implausible_reason.like("speed:%"))
