@@ -54,7 +54,7 @@ import orjson
 import shapely
 from sqlalchemy import Engine, create_engine, make_url, select, text
 
-from serving import free_port, uvicorn_command
+from serving import free_port, serve_command
 from tagwatch.db.engine import make_engine, make_sessionmaker, unit_of_work
 from tagwatch.db.metadata import load_metadata
 from tagwatch.settings import Settings
@@ -338,7 +338,7 @@ def server(url: str, port: int) -> subprocess.Popen[bytes]:
         "TAGWATCH_RUN_PERIODIC_TASKS": "false",
         "TAGWATCH_LOG_JSON": "true",
     }
-    command = uvicorn_command(port)
+    command = serve_command(port)
     process = subprocess.Popen(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

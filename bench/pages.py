@@ -52,7 +52,7 @@ import httpx
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
-from serving import free_port, uvicorn_command
+from serving import free_port, serve_command
 from tagwatch import events
 from tagwatch.access.audit import verify
 from tagwatch.access.models import AuditEntry
@@ -141,7 +141,7 @@ def _serve(url: str, var_dir: Path, workers: int) -> tuple[subprocess.Popen[byte
         "TAGWATCH_RUN_PERIODIC_TASKS": "false",
         "TAGWATCH_LOG_JSON": "true",
     }
-    command = uvicorn_command(port, workers)
+    command = serve_command(port, workers)
     log = (var_dir / "server.log").open("wb")
     server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"

@@ -14,7 +14,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def uvicorn_command(port: int, workers: int = 1) -> list[str]:
+def serve_command(port: int, workers: int = 1) -> list[str]:
     """`tagwatch serve`: uvicorn with `workers` processes (the periodic tasks, if the
     environment turns them on, in the supervising process)."""
     return [
