@@ -71,13 +71,9 @@ class AllocationContext:
         return _LOCATION_SOURCES.get(self.device_type, "none")
 
 
-def load_context(session: Session, allocation_id: int) -> AllocationContext | None:
-    """The allocation, its device and its order's curfew and zone conditions."""
-    return load_contexts(session, [allocation_id]).get(allocation_id)
-
-
 def load_contexts(session: Session, allocation_ids: Iterable[int]) -> dict[int, AllocationContext]:
-    """`load_context` for many allocations in a handful of queries (missing ones left out).
+    """Each allocation, its device and its order's curfew and zone conditions, in a handful
+    of queries (missing ones left out).
     Plain rows, not ORM objects: an evaluation loads hundreds of these every second."""
     ids = sorted(set(allocation_ids))
     rows: list[Row[Any]] = []

@@ -24,7 +24,6 @@ battery, power, alcohol, RF) use the same episode machinery on coded observation
 from __future__ import annotations
 
 import bisect
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
@@ -526,6 +525,24 @@ def _inner_disks(geoms: NDArray[np.object_]) -> tuple[F64, F64, F64]:
     return shapely.get_x(centres), shapely.get_y(centres), np.asarray(radius, np.float64)
 
 
+def _ranges(lo: I64, hi: I64) -> tuple[I64, I64]:
+    """(owner, index) for every index in [lo[k], hi[k]) of every k, in that order."""
+    counts = hi - lo
+    owner = np.repeat(np.arange(lo.shape[0], dtype=np.int64), counts)
+    offsets = np.cumsum(counts) - counts
+    index = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(offsets - lo, counts)
+    return owner, index
+
+
+def _slots_of(allocation_ids: I64, of: I64) -> tuple[I64, I64]:
+    """For records owned by `of` (allocation ids): the indices of those whose allocation is
+    among `allocation_ids`, and each one's slot (index in `allocation_ids`)."""
+    by_id = np.argsort(allocation_ids, kind="stable")
+    pos = np.minimum(np.searchsorted(allocation_ids[by_id], of), allocation_ids.shape[0] - 1)
+    known = np.flatnonzero(allocation_ids[by_id][pos] == of)
+    return known, by_id[pos][known]
+
+
 def _pairs(fixes: Fixes, targets: Sequence[_Target], allocation_ids: I64) -> tuple[I64, I64, I64]:
     """(target index, fix index) for every fix of every target's allocation, and the count
     of pairs per target."""
@@ -534,12 +551,8 @@ def _pairs(fixes: Fixes, targets: Sequence[_Target], allocation_ids: I64) -> tup
     alloc = allocation_ids[np.array([t.slot for t in targets], np.int64)]
     lo = np.searchsorted(fixes.allocation_id, alloc, "left")
     hi = np.searchsorted(fixes.allocation_id, alloc, "right")
-    counts = hi - lo
-    total = int(counts.sum())
-    owner = np.repeat(np.arange(len(targets), dtype=np.int64), counts)
-    offsets = np.cumsum(counts) - counts
-    fix_index = np.arange(total, dtype=np.int64) - np.repeat(offsets - lo, counts)
-    return owner, fix_index, counts
+    owner, fix_index = _ranges(lo, hi)
+    return owner, fix_index, hi - lo
 
 
 def _active_membership(
@@ -677,10 +690,7 @@ class _Observed:
         empty = _Observed(_empty_i64(), Observations(), _empty_i64(), _empty_i64(), ids)
         if not ids.shape[0] or not len(observations):
             return empty
-        by_id = np.argsort(ids, kind="stable")
-        pos = np.minimum(np.searchsorted(ids[by_id], observations.allocation_id), len(ids) - 1)
-        known = np.flatnonzero(ids[by_id][pos] == observations.allocation_id)
-        slot = by_id[pos][known]
+        known, slot = _slots_of(ids, observations.allocation_id)
         order = np.lexsort((observations.record_id[known], observations.t_ms[known], slot))
         rows = observations.take(known[order])
         slot = slot[order]
@@ -746,14 +756,11 @@ def _device_state_findings(
         findings += observed.findings(rule_id, chosen, code, horizon_ms)
     pct = rows.fields["battery_pct"]
     chosen = np.flatnonzero(status & ~np.isnan(pct))
-    lowest = float(pct[chosen].min()) if chosen.shape[0] else math.inf
-    # Most batteries never run low: no episode can start, so neither rule is run.
-    if lowest < 0 or lowest < params.battery_low_pct or lowest <= params.battery_flat_pct:
-        p = pct[chosen]
-        low = _band(p, params.battery_low_pct, params.battery_recovered_pct)
-        flat = np.where(p <= params.battery_flat_pct, BREACH, _band(p, 0.0, params.battery_low_pct))
-        findings += observed.findings("battery.low", chosen, low, horizon_ms)
-        findings += observed.findings("battery.flat", chosen, flat, horizon_ms)
+    p = pct[chosen]
+    low = _band(p, params.battery_low_pct, params.battery_recovered_pct)
+    flat = np.where(p <= params.battery_flat_pct, BREACH, _band(p, 0.0, params.battery_low_pct))
+    findings += observed.findings("battery.low", chosen, low, horizon_ms)
+    findings += observed.findings("battery.flat", chosen, flat, horizon_ms)
     chosen = np.flatnonzero(rows.type == ALCOHOL)
     if chosen.shape[0]:
         state = rows.fields["status"][chosen]
@@ -801,15 +808,6 @@ def _rf_rows(observed: _Observed) -> I64:
     """The RF records with a known state (0 in range, 1 out), in (slot, t, record) order."""
     rows = observed.rows
     return np.flatnonzero((rows.type == RF) & (rows.fields["state"] >= 0))
-
-
-def _ranges(lo: I64, hi: I64) -> tuple[I64, I64]:
-    """(owner, index) for every index in [lo[k], hi[k]) of every k, in that order."""
-    counts = hi - lo
-    owner = np.repeat(np.arange(lo.shape[0], dtype=np.int64), counts)
-    offsets = np.cumsum(counts) - counts
-    index = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(offsets - lo, counts)
-    return owner, index
 
 
 def _rf_findings(
@@ -983,17 +981,13 @@ def _gap_findings(
     until = np.minimum(horizon_ms, removed)
     slots = np.array(watched, np.int64)
     # Fixes by slot: the fixes of allocations evaluated, in (slot, t, record) order.
-    ids = observed.allocation_ids
-    by_id = np.argsort(ids, kind="stable")
-    pos = np.minimum(np.searchsorted(ids[by_id], fixes.allocation_id), n - 1)
-    known = np.flatnonzero(ids[by_id][pos] == fixes.allocation_id)
-    fix_slot = by_id[pos][known]
+    known, fix_slot = _slots_of(observed.allocation_ids, fixes.allocation_id)
     fix_t, fix_id = fixes.t_ms[known], fixes.record_id[known]
     obs_slot, obs_t, obs_id = observed.slot, observed.rows.t_ms, observed.rows.record_id
+    watched_slot = np.zeros(n, np.bool_)
+    watched_slot[slots] = True
 
     def inside(slot: I64, t: I64) -> Bools:
-        watched_slot = np.zeros(n, np.bool_)
-        watched_slot[slots] = True
         return watched_slot[slot] & (t >= fitted[slot]) & (t < removed[slot])
 
     keep = inside(obs_slot, obs_t)
@@ -1018,8 +1012,8 @@ def _gap_findings(
     )
     gps = np.array([s for s in watched if allocations[s].location_source == "gps"], np.int64)
     if gps.shape[0]:
-        order = np.lexsort((obs_id, obs_t, obs_slot))
-        others = (obs_slot[order], obs_t[order], obs_id[order])
+        # Still in (slot, t, record) order, as `_Observed` holds them.
+        others = (obs_slot, obs_t, obs_id)
         location_limit = np.full(n, int(params.loss_of_location_seconds * 1000), np.int64)
         findings += _gaps(
             "device.loss_of_location",

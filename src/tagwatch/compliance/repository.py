@@ -207,12 +207,6 @@ def flush(session: Session) -> None:
 # --- absences and suspensions -----------------------------------------------------------
 
 
-def absences_for_order(
-    session: Session, order_id: int, start: dt.datetime, end: dt.datetime
-) -> list[AuthorisedAbsence]:
-    return absences_for_orders(session, [order_id], start, end).get(order_id, [])
-
-
 def absences_for_orders(
     session: Session, order_ids: Collection[int], start: dt.datetime, end: dt.datetime
 ) -> dict[int, list[AuthorisedAbsence]]:

@@ -94,16 +94,6 @@ class RuleParams:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    @property
-    def lookback_seconds(self) -> float:
-        """How far before a window the records it depends on can lie."""
-        return max(
-            self.presence_lookback_seconds,
-            self.confirm_seconds,
-            self.loss_of_location_seconds,
-            self.communication_buffer_seconds,
-        )
-
 
 DEFAULT_PARAMS = RuleParams()
 
